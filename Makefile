@@ -1,0 +1,45 @@
+# Set-up is idempotent: each step is skipped when its stamp is newer than its inputs.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+STAMP   := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test bench lint setup chromium clean
+
+setup: $(STAMP) chromium
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch goes first and pinned: the CPU build of 2.13.0 is on disk here; any other spec
+# pulls gigabytes of CUDA packages. pip is upgraded first because trafilatura needs
+# lxml_html_clean, which old pip does not pull in.
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install -q -U pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium: Playwright cannot download a browser on these machines.
+chromium:
+	@if [ ! -x $(CHROMIUM) ] || ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/loophole demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) -m loophole.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Alert records, digest rendering and delivery (SMTP or an outbox of .eml files)."""

@@ -1,0 +1,44 @@
+"""Delivery channels: SMTP (STARTTLS/SSL, auth from the environment) or an outbox folder."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from pathlib import Path
+
+from alerts.digest import write_eml
+from loophole.config import Settings
+
+
+class DeliveryError(RuntimeError):
+    """The message was not delivered; its alerts stay unsent."""
+
+
+def send_smtp(message: EmailMessage, settings: Settings) -> str:
+    smtp = settings.smtp
+    if not smtp.host:
+        raise DeliveryError("SMTP is not configured (smtp.host)")
+    try:
+        if smtp.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds,
+                                                    context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+        with client:
+            if smtp.security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if smtp.username and settings.smtp_password:
+                client.login(smtp.username, settings.smtp_password)
+            client.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"SMTP delivery to {smtp.host}:{smtp.port} failed: {exc}") from exc
+    return f"smtp:{smtp.host}:{smtp.port}"
+
+
+def deliver(message: EmailMessage, settings: Settings, out_dir: Path | None = None) -> str:
+    """Send by SMTP when configured, else write an .eml into the outbox (or ``out_dir``)."""
+    if out_dir is None and settings.smtp.host:
+        return send_smtp(message, settings)
+    path = write_eml(message, out_dir or settings.outbox_dir)
+    return f"file:{path}"

@@ -1,0 +1,61 @@
+"""Scrapy settings. Values come from loophole.config (the one configuration module); every
+setting that departs from Scrapy's default says why."""
+
+from loophole.config import load_settings
+
+_config = load_settings()
+
+BOT_NAME = "loophole"
+SPIDER_MODULES = ["crawlers.spiders"]
+NEWSPIDER_MODULE = "crawlers.spiders"
+
+# Identify ourselves: portals' operators should be able to tell who is crawling and why.
+USER_AGENT = _config.crawl.user_agent
+ROBOTSTXT_OBEY = _config.crawl.obey_robots
+
+# Politeness: about one request per second per host unless configured otherwise; government
+# portals throttle or block aggressive clients and we want the source, not a ban.
+CONCURRENT_REQUESTS_PER_DOMAIN = _config.crawl.concurrent_requests_per_domain
+DOWNLOAD_DELAY = _config.crawl.download_delay
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = max(DOWNLOAD_DELAY, 0.1)
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+# Hostile input: cap what we download (a gzip bomb or an endless body must not fill memory).
+DOWNLOAD_MAXSIZE = _config.crawl.max_page_bytes
+DOWNLOAD_WARNSIZE = _config.crawl.max_page_bytes // 2
+DOWNLOAD_TIMEOUT = _config.crawl.timeout_seconds
+RETRY_TIMES = _config.crawl.retry_times
+# 429 is how portals say "slow down"; retry it (with Retry-After honoured by the back-off).
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_MAX_TIMES = 5
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawlers.middlewares.BlockPageMiddleware": 950,
+}
+ITEM_PIPELINES = {
+    "crawlers.pipelines.IngestPipeline": 300,
+}
+
+# scrapy-playwright: only requests with meta["playwright"] go through the browser. Debian's
+# Chromium, because Playwright cannot download its own browser on these machines.
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "executable_path": _config.browser.executable_path,
+    "args": list(_config.browser.args),
+    "headless": True,
+}
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = _config.browser.timeout_ms
+# Keep the browser small on a 2-core machine.
+PLAYWRIGHT_MAX_CONTEXTS = 1
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 2
+
+# Scrapy's own log is verbose at DEBUG; the chain logs what matters at INFO.
+LOG_LEVEL = "INFO"
+TELNETCONSOLE_ENABLED = False  # no listening port we don't need
+FEED_EXPORT_ENCODING = "utf-8"

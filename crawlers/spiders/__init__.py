@@ -1,0 +1,1 @@
+"""Spiders: each a few dozen lines on :mod:`crawlers.spiders.base`."""

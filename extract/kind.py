@@ -1,0 +1,77 @@
+"""Document kind from the address and the wording: evidence needs a primary source.
+
+A procurement notice, a vendor or reseller page and a marketplace listing can be evidence;
+news, commentary and analysis about the same facts cannot. The kind is therefore decided
+before any pattern is scored, from cues that are about the genre, not the topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+KINDS = ("procurement-notice", "vendor-marketing", "cloud-listing", "reseller-ad", "news-commentary", "other")
+EVIDENCE_KINDS = frozenset({"procurement-notice", "vendor-marketing", "cloud-listing", "reseller-ad"})
+
+_URL_HINTS: dict[str, tuple[str, ...]] = {
+    "procurement-notice": ("ccgp", "/cggg/", "ggzy", "zfcg", "ebid", "bidding", "tender", "caigou", "zbcg",
+                           "zhaobiao", "procurement", "/zbgg", "/cgxx"),
+    "cloud-listing": ("marketplace", "/prodview-", "appsource"),
+    "news-commentary": ("/news/", "news.", "/article", "/opinion", "/blog/", "/insights/", "/commentary",
+                        "/analysis/", "/publications/", "/20", "/content_"),
+}
+
+_CUES: dict[str, tuple[tuple[str, float], ...]] = {
+    "procurement-notice": (
+        ("项目编号", 3), ("采购人", 2), ("采购单位", 2), ("预算金额", 3), ("招标公告", 3), ("采购需求", 2),
+        ("供应商资格", 2), ("中标", 1.5), ("成交", 1), ("磋商", 2), ("单一来源", 2), ("询价", 1.5),
+        ("采购代理机构", 3), ("开标", 2), ("投标", 1), ("采购意向", 2), ("响应文件", 2),
+        ("request for quotation", 3), ("rfq", 2), ("invitation to bid", 3), ("tender", 1.5),
+        ("bid submission", 2), ("procurement notice", 3), ("deadline for", 1), ("purchaser", 1.5),
+    ),
+    "cloud-listing": (
+        ("publisher", 1.5), ("pricing", 1), ("plans", 0.5), ("get it now", 3), ("marketplace", 2),
+        ("deployable on", 2), ("software plans", 3), ("view purchase options", 3), ("continue to subscribe", 3),
+        ("product overview", 1.5), ("consulting services", 1), ("delivery method", 2), ("fulfillment", 1.5),
+        ("azure marketplace", 3), ("aws marketplace", 3), ("google cloud marketplace", 3), ("offer", 0.5),
+    ),
+    "reseller-ad": (
+        ("购买", 1), ("价格", 1), ("元/月", 2), ("包月", 2), ("客服", 2), ("微信", 1.5), ("下单", 2),
+        ("充值", 2), ("代理商", 1), ("库存", 1), ("销量", 2), ("现货", 1.5), ("套餐", 1.5), ("立即购买", 3),
+        ("加入购物车", 3), ("咨询", 0.5), ("店铺", 2), ("buy now", 2), ("per month", 1), ("telegram", 2),
+        ("whatsapp", 2), ("top-up", 2), ("in stock", 1.5), ("order now", 2), ("/month", 1), ("wechat", 1.5),
+    ),
+    "news-commentary": (
+        ("记者", 2), ("据报道", 3), ("报道称", 3), ("责任编辑", 3), ("评论", 1), ("专家", 1), ("分析人士", 2),
+        ("智库", 2), ("新华社", 2), ("观察", 0.5), ("本报讯", 3), ("reported", 1.5), ("according to", 1),
+        ("analysts", 1.5), ("said in a statement", 2), ("told reporters", 2), ("op-ed", 3), ("commentary", 1.5),
+        ("think tank", 2), ("policy brief", 3), ("client alert", 3), ("reuters", 2), ("bloomberg", 1.5),
+        ("researchers found", 2), ("the report", 1), ("lawmakers", 2), ("congress", 1), ("share this", 1),
+        ("byline", 1), ("min read", 2), ("editor", 1), ("subscribe to our newsletter", 1),
+    ),
+    "vendor-marketing": (
+        ("解决方案", 1.5), ("产品", 0.5), ("联系销售", 2), ("了解更多", 1), ("客户案例", 1.5),
+        ("solutions", 1), ("products", 0.5), ("contact sales", 2), ("learn more", 1), ("request a demo", 2),
+        ("features", 0.5), ("datasheet", 1.5), ("key benefits", 1.5), ("case studies", 1),
+    ),
+}
+
+
+def _cue_score(text: str, cues: Iterable[tuple[str, float]]) -> float:
+    return sum(weight * min(text.count(cue), 3) for cue, weight in cues)
+
+
+def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
+    """Score each kind; the body counts once, the title and address add direct hints."""
+    lowered = (title + "\n" + text[:20000]).lower()
+    scores = {kind: _cue_score(lowered, cues) for kind, cues in _CUES.items()}
+    url_lower = url.lower()
+    for kind, hints in _URL_HINTS.items():
+        if any(hint in url_lower for hint in hints):
+            scores[kind] = scores.get(kind, 0.0) + 4.0
+    return scores
+
+
+def classify_kind(text: str, url: str = "", title: str = "") -> str:
+    scores = kind_scores(text, url, title)
+    best = max(scores, key=lambda kind: scores[kind])
+    return best if scores[best] >= 2.0 else "other"

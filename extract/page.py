@@ -1,0 +1,102 @@
+"""The extraction entry point used by the pipeline."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import trafilatura
+from lxml import html as lxml_html
+from parsel import Selector
+
+from extract.blocks import block_reason
+from extract.charset import decode_html
+from extract.fields import parse_procurement_fields
+from extract.guards import UnusableContent, looks_binary
+from extract.kind import classify_kind
+from extract.language import detect_language
+
+_DATE = re.compile(r"(20\d\d|19\d\d)\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+
+
+@dataclass
+class ExtractedPage:
+    text: str
+    title: str
+    date: str | None
+    lang: str
+    kind: str
+    encoding: str
+    fields: dict = field(default_factory=dict)
+
+
+def normalise_date(value: str | None) -> str | None:
+    """First date in the string as YYYY-MM-DD (Chinese and ISO forms)."""
+    match = _DATE.search(value or "")
+    if not match:
+        return None
+    year, month, day = (int(part) for part in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def _fragment_text(fragment_html: str) -> str:
+    text = trafilatura.extract(f"<html><body>{fragment_html}</body></html>", include_tables=True,
+                               favor_recall=True, include_comments=False)
+    if text:
+        return text
+    return lxml_html.fromstring(fragment_html).text_content().strip() if fragment_html.strip() else ""
+
+
+def _by_selectors(page: Selector, selectors: dict[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in ("title", "date"):
+        css = selectors.get(name)
+        value = " ".join(page.css(css).xpath("string()").getall()).strip() if css else ""
+        if value:
+            found[name] = re.sub(r"\s+", " ", value)
+    body_parts = [_fragment_text(part) for part in page.css(selectors["body"]).getall()] if "body" in selectors else []
+    body = "\n".join(part for part in body_parts if part)
+    if body:
+        found["text"] = body
+    return found
+
+
+def _generic(html_text: str, url: str) -> dict[str, str]:
+    doc = trafilatura.bare_extraction(html_text, url=url or None, include_tables=True, favor_recall=True,
+                                      with_metadata=True, include_comments=False)
+    if doc is None or isinstance(doc, dict):
+        return {}
+    return {key: value for key, value in (("text", doc.text), ("title", doc.title), ("date", doc.date)) if value}
+
+
+def _visible_text(page: Selector) -> str:
+    """All visible text including the site chrome: genre cues (nav, cart, byline) live there."""
+    parts = page.xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]").getall()
+    return " ".join(part.strip() for part in parts if part.strip())
+
+
+def _html_title(page: Selector) -> str:
+    return re.sub(r"\s+", " ", page.css("title::text").get(default="")).strip()
+
+
+def extract_page(body: bytes, url: str = "", content_type: str | None = None,
+                 selectors: dict[str, str] | None = None) -> ExtractedPage:
+    """Extract one page; raises UnusableContent for binary bodies, block pages and empty shells."""
+    if looks_binary(body):
+        raise UnusableContent("binary content served as a page")
+    html_text, encoding = decode_html(body, content_type)
+    page = Selector(text=html_text) if html_text.strip() else Selector(text="<html></html>")
+    generic = _generic(html_text, url)
+    chosen = {**generic, **_by_selectors(page, selectors or {})}
+    text = chosen.get("text", "")
+    title = chosen.get("title") or _html_title(page)
+    reason = block_reason(text, title)
+    if reason:
+        raise UnusableContent(reason)
+    lang = detect_language(title + "\n" + text)
+    kind = classify_kind(_visible_text(page) or text, url, title)
+    fields = parse_procurement_fields(text, title).as_dict() if kind == "procurement-notice" else {}
+    return ExtractedPage(text=text, title=title, date=normalise_date(chosen.get("date")), lang=lang,
+                         kind=kind, encoding=encoding, fields=fields)

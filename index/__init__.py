@@ -1,0 +1,1 @@
+"""Documents store, chunking, embeddings, vector index, patterns, detection and search."""

@@ -1,0 +1,122 @@
+"""Score documents against the pattern library, sentence by sentence.
+
+Why sentences: the decisive evidence is often one line item in a long table; a whole-page
+vector dilutes it. Why counter-examples: a near miss (domestic cloud, mainland-operated
+Azure, on-premises manual) uses the same words as the evidence, so a sentence counts only
+as far as it is closer to the pattern's examples than to its counter-examples. Why kinds:
+news and commentary describe the patterns in the same vocabulary but are not evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from extract.kind import EVIDENCE_KINDS
+from index.embed import Embedder
+from index.entities import EntityHit, fold
+from index.patterns import Pattern, PatternLibrary
+
+DEFAULT_THRESHOLD = 0.62
+KEYWORD_BONUS = 0.12          # a sentence naming the pattern's cues is stronger evidence
+DOC_KEYWORD_BONUS = 0.08      # the rest of the page corroborating the decisive sentence
+COUNTER_PENALTY = 1.0         # how much being nearer a counter-example costs
+
+
+@dataclass
+class PatternVectors:
+    pattern: Pattern
+    examples: np.ndarray
+    counters: np.ndarray
+    keywords: list[str]
+
+
+@dataclass
+class PatternScore:
+    pattern_id: str
+    score: float
+    flagged: bool
+    sentence: str
+    nearest_example: str
+    reasons: dict = field(default_factory=dict)
+
+
+class Detector:
+    """Example vectors are computed once per library and model, then reused for every page."""
+
+    def __init__(self, library: PatternLibrary, embedder: Embedder,
+                 thresholds: dict[str, float] | None = None) -> None:
+        self.library = library
+        self.embedder = embedder
+        self.thresholds = thresholds or {}
+        self.vectors = [self._vectors_for(pattern) for pattern in library.patterns]
+
+    def _vectors_for(self, pattern: Pattern) -> PatternVectors:
+        examples = self.embedder.encode(pattern.examples)
+        counters = (self.embedder.encode(pattern.counter_examples) if pattern.counter_examples
+                    else np.zeros((0, self.embedder.dimension), dtype=np.float32))
+        return PatternVectors(pattern, examples, counters, [fold(k) for k in pattern.keywords])
+
+    def threshold_for(self, pattern: Pattern) -> float:
+        return self.thresholds.get(pattern.id, pattern.threshold or DEFAULT_THRESHOLD)
+
+    def score(self, sentences: Sequence[str], vectors: np.ndarray, kind: str,
+              entities: Sequence[EntityHit], lang: str = "und") -> list[PatternScore]:
+        """One score per pattern for a document given its sentence vectors.
+
+        The document's language is a pseudo entity type (``lang:zh``) so that a pattern can
+        require a PRC tie that a Chinese-language page has without naming it.
+        """
+        folded = [fold(sentence) for sentence in sentences]
+        entity_types = {hit.type for hit in entities} | {f"lang:{lang}"}
+        return [self._score_one(pv, sentences, folded, vectors, kind, entity_types) for pv in self.vectors]
+
+    def _score_one(self, pv: PatternVectors, sentences: Sequence[str], folded: Sequence[str],
+                   vectors: np.ndarray, kind: str, entity_types: set[str]) -> PatternScore:
+        if len(sentences) == 0:
+            return PatternScore(pv.pattern.id, 0.0, False, "", "", {"why": "no text"})
+        sentence_scores, nearest, keyword_hits = sentence_evidence(pv, folded, vectors)
+        best = int(np.argmax(sentence_scores))
+        doc_keywords = sorted({k for k in pv.keywords if any(k in text for text in folded)})
+        score = float(sentence_scores[best]) + DOC_KEYWORD_BONUS * min(len(doc_keywords), 4) / 4
+        reasons = {
+            "sentence_similarity": round(float(sentence_scores[best]), 4),
+            "keywords": doc_keywords[:12],
+            "sentence_keywords": keyword_hits[best],
+            "kind": kind,
+        }
+        flagged = score >= self.threshold_for(pv.pattern)
+        blocker = gate(pv.pattern, kind, entity_types)
+        if blocker:
+            reasons["suppressed"] = blocker
+            flagged = False
+        return PatternScore(pv.pattern.id, round(score, 4), flagged, sentences[best],
+                            pv.pattern.examples[nearest[best]], reasons)
+
+
+def sentence_evidence(pv: PatternVectors, folded: Sequence[str],
+                      vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """Per-sentence score, index of the nearest example, and keywords named in the sentence."""
+    positive = vectors @ pv.examples.T
+    best_positive = positive.max(axis=1)
+    nearest = positive.argmax(axis=1)
+    if len(pv.counters):
+        best_negative = (vectors @ pv.counters.T).max(axis=1)
+        penalty = COUNTER_PENALTY * np.maximum(0.0, best_negative - best_positive)
+    else:
+        penalty = np.zeros_like(best_positive)
+    keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
+    bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 for hits in keyword_hits], dtype=np.float32)
+    return best_positive + bonus - penalty, nearest, keyword_hits
+
+
+def gate(pattern: Pattern, kind: str, entity_types: set[str]) -> str | None:
+    """Why the pattern may not fire on this document at all, or None."""
+    if kind not in EVIDENCE_KINDS:
+        return f"not a primary source (kind: {kind})"
+    for condition in pattern.requires:
+        if not entity_types.intersection(condition):
+            return "no mention of any of: " + ", ".join(condition)
+    return None

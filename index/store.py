@@ -1,0 +1,186 @@
+"""The document store: snapshots, documents, chunks, detections, alerts, feedback, crawl runs.
+
+One set of SQLAlchemy models serves SQLite (the embedded default) and PostgreSQL (scale-out);
+the database URL in the configuration chooses. Rows are keyed so that a re-run is idempotent:
+a snapshot by content hash, a document by URL, an alert by (document, pattern).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Snapshot(Base):
+    """Raw bytes as fetched, kept by SHA-256 so identical content is stored once."""
+
+    __tablename__ = "snapshots"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer, default=200)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    render_mode: Mapped[str] = mapped_column(String(16), default="http")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    path: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text, unique=True)
+    source: Mapped[str] = mapped_column(String(64), default="", index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    lang: Mapped[str] = mapped_column(String(8), default="und")
+    kind: Mapped[str] = mapped_column(String(32), default="other")
+    published: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    encoding: Mapped[str] = mapped_column(String(32), default="utf-8")
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    entities: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Chunk(Base):
+    """A sentence-level passage; its id is the stable id in the vector index."""
+
+    __tablename__ = "chunks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Detection(Base):
+    """The latest score of one document against one pattern, with why."""
+
+    __tablename__ = "detections"
+    __table_args__ = (UniqueConstraint("doc_id", "pattern_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    pattern_id: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    sentence: Mapped[str] = mapped_column(Text, default="")
+    nearest_example: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_id: Mapped[str] = mapped_column(String(128), default="")
+    library_version: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alert(Base):
+    """Raised once per (document, pattern); sending is recorded, never repeated."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("doc_id", "pattern_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    pattern_id: Mapped[str] = mapped_column(String(64), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    sentence: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_id: Mapped[str] = mapped_column(String(128), default="")
+    library_version: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    history: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    pattern_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    health: Mapped[str] = mapped_column(String(16), default="ok")
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, json_serializer=lambda obj: json.dumps(obj, ensure_ascii=False))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+class Store:
+    """Sessions on one engine; callers use :meth:`session` as a unit of work."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def document_by_url(self, url: str) -> Document | None:
+        with self.session() as session:
+            return session.scalar(select(Document).where(Document.url == url))
+
+    def documents(self, source: str | None = None) -> list[Document]:
+        with self.session() as session:
+            query = select(Document).order_by(Document.id)
+            if source:
+                query = query.where(Document.source == source)
+            return list(session.scalars(query))
+
+    def chunks_for(self, doc_id: int) -> list[Chunk]:
+        with self.session() as session:
+            return list(session.scalars(select(Chunk).where(Chunk.doc_id == doc_id).order_by(Chunk.seq)))
+
+    def close(self) -> None:
+        self.engine.dispose()

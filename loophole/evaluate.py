@@ -1,0 +1,124 @@
+"""``loophole eval``: score a labelled folder in a throw-away data directory.
+
+The folder holds pages and a ``labels.jsonl`` (spec/patterns.md). Metrics are document-level
+for "any alert" and per pattern; the misclassified documents are listed with the sentence
+that decided, so a person can see why.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from index.store import Detection, Document
+from loophole.config import ConfigError, Settings
+from loophole.pipeline import Monitor, RawPage
+
+
+@dataclass
+class Label:
+    file: str
+    url: str
+    kind: str
+    patterns: set[str]
+
+
+@dataclass
+class Outcome:
+    label: Label
+    predicted: set[str]
+    kind: str
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+def read_labels(folder: Path) -> list[Label]:
+    path = folder / "labels.jsonl"
+    if not path.exists():
+        raise ConfigError(f"{path}: missing (a labelled folder needs labels.jsonl)")
+    labels = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            labels.append(Label(row["file"], row.get("url") or row["file"], row.get("kind", ""),
+                                set(row.get("patterns") or [])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{number}: bad label line: {exc}") from exc
+    return labels
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def metrics(outcomes: list[Outcome], pattern_ids: Iterable[str]) -> dict:
+    tp = sum(1 for o in outcomes if o.predicted and o.label.patterns)
+    fp = sum(1 for o in outcomes if o.predicted and not o.label.patterns)
+    fn = sum(1 for o in outcomes if not o.predicted and o.label.patterns)
+    per_pattern = {}
+    for pid in pattern_ids:
+        ptp = sum(1 for o in outcomes if pid in o.predicted and pid in o.label.patterns)
+        pfp = sum(1 for o in outcomes if pid in o.predicted and pid not in o.label.patterns)
+        pfn = sum(1 for o in outcomes if pid not in o.predicted and pid in o.label.patterns)
+        per_pattern[pid] = {**_prf(ptp, pfp, pfn), "support": sum(1 for o in outcomes if pid in o.label.patterns)}
+    supported = [v["f1"] for v in per_pattern.values() if v["support"]]
+    by_kind = Counter(o.kind for o in outcomes if o.predicted)
+    return {
+        "documents": len(outcomes),
+        "alert": {**_prf(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn},
+        "patterns": per_pattern,
+        "macro_f1": round(sum(supported) / len(supported), 4) if supported else 0.0,
+        "alerts_by_kind": dict(sorted(by_kind.items())),
+    }
+
+
+def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
+    outcomes = []
+    with monitor.store.session() as session:
+        for label in labels:
+            doc = session.scalar(select(Document).where(Document.url == label.url))
+            if doc is None:
+                outcomes.append(Outcome(label, set(), "rejected"))
+                continue
+            detections = list(session.scalars(select(Detection).where(Detection.doc_id == doc.id)))
+            flagged = {d.pattern_id for d in detections if d.flagged}
+            evidence = {d.pattern_id: f"{d.score:.3f} {d.sentence[:160]}" for d in detections
+                        if d.flagged or d.pattern_id in label.patterns}
+            outcomes.append(Outcome(label, flagged, doc.kind, evidence))
+    return outcomes
+
+
+def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = None,
+             progress: bool = False) -> tuple[dict, list[Outcome]]:
+    """Run the whole chain on the folder in a temporary home; the user's data is not touched."""
+    labels = read_labels(folder)
+    with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
+        settings = base.model_copy(update={"home": Path(tmp), "database_url": None})
+        monitor = Monitor(settings, extra_patterns)
+        iterator: Iterable[Label] = labels
+        if progress:
+            from tqdm import tqdm
+            iterator = tqdm(labels, desc="eval", unit="doc")
+        for label in iterator:
+            path = folder / label.file
+            if not path.is_file():
+                raise ConfigError(f"{folder / 'labels.jsonl'}: listed file {label.file!r} does not exist")
+            monitor.ingest(RawPage(url=label.url, body=path.read_bytes(), source="eval"))
+        outcomes = _outcomes(monitor, labels)
+        pattern_ids = [p.id for p in monitor.library.patterns]
+        monitor.store.close()
+    return metrics(outcomes, pattern_ids), outcomes
+
+
+def misclassified(outcomes: list[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if o.predicted != o.label.patterns]

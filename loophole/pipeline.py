@@ -1,0 +1,197 @@
+"""The chain after the fetch: snapshot -> extract -> document -> chunks -> vectors -> patterns -> alerts.
+
+:class:`Monitor` owns the store, the embedder, the vector index and the detector for one data
+directory. Crawler pipelines, ``loophole ingest`` and ``loophole eval`` all go through
+:meth:`Monitor.ingest`, so there is one code path from bytes to alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from extract import ExtractedPage, UnusableContent, extract_page
+from index.chunking import chunk_document
+from index.detect import Detector, PatternScore
+from index.embed import Embedder, get_embedder
+from index.entities import Watchlist, load_watchlist
+from index.patterns import PatternLibrary, load_library
+from index.snapshots import content_hash, write_snapshot
+from index.store import Alert, Chunk, Detection, Document, Snapshot, Store
+from index.vectors import VectorIndex
+from loophole.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RawPage:
+    """What a fetch produced; the contract between crawlers and the rest of the chain."""
+
+    url: str
+    body: bytes
+    final_url: str = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    render_mode: str = "http"
+    source: str = ""
+    selectors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class IngestResult:
+    url: str
+    status: str                     # stored | unchanged | rejected
+    doc_id: int | None = None
+    reason: str = ""
+    flagged: list[str] = field(default_factory=list)
+
+
+class Monitor:
+    def __init__(self, settings: Settings, extra_pattern_files: list[Path] | None = None) -> None:
+        settings.ensure_dirs()
+        self.settings = settings
+        self.store = Store(settings.db_url)
+        self.pattern_files = list(settings.pattern_files) + list(extra_pattern_files or [])
+
+    @cached_property
+    def library(self) -> PatternLibrary:
+        return load_library(self.pattern_files)
+
+    @cached_property
+    def watchlist(self) -> Watchlist:
+        return load_watchlist(self.settings.watchlist_file)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return get_embedder(self.settings.embedding.model, self.settings.embedding.batch_size)
+
+    @cached_property
+    def detector(self) -> Detector:
+        return Detector(self.library, self.embedder)
+
+    @cached_property
+    def vectors(self) -> VectorIndex:
+        index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension)
+        with self.store.session() as session:
+            stored = session.query(Chunk).count()
+        if stored != len(index):
+            log.warning("vector index holds %d vectors for %d chunks; rebuilding from the store",
+                        len(index), stored)
+            index = self._rebuild_index()
+        return index
+
+    def _rebuild_index(self) -> VectorIndex:
+        index = VectorIndex(self.embedder.dimension, self.embedder.model_id)
+        with self.store.session() as session:
+            rows = session.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).all()
+        for start in range(0, len(rows), 1024):
+            batch = rows[start:start + 1024]
+            index.add(np.array([r.id for r in batch]), self.embedder.encode([r.text for r in batch]))
+        index.save(self.settings.index_dir)
+        return index
+
+    def ingest(self, raw: RawPage) -> IngestResult:
+        """Idempotent: the same bytes at the same URL do no further work."""
+        sha256 = content_hash(raw.body)
+        existing = self.store.document_by_url(raw.url)
+        if existing is not None and existing.sha256 == sha256:
+            return IngestResult(raw.url, "unchanged", existing.id)
+        content_type = raw.headers.get("content-type") or raw.headers.get("Content-Type")
+        try:
+            page = extract_page(raw.body, raw.final_url or raw.url, content_type, raw.selectors)
+        except UnusableContent as exc:
+            log.warning("not stored: %s (%s)", raw.url, exc)
+            return IngestResult(raw.url, "rejected", reason=str(exc))
+        self._save_snapshot(raw, sha256)
+        doc_id = self._save_document(raw, sha256, page)
+        flagged = self._index_and_score(doc_id, page)
+        return IngestResult(raw.url, "stored", doc_id, flagged=flagged)
+
+    def _save_snapshot(self, raw: RawPage, sha256: str) -> None:
+        _, path = write_snapshot(self.settings.snapshot_dir, raw.body)
+        with self.store.session() as session:
+            if session.get(Snapshot, sha256) is None:
+                session.add(Snapshot(sha256=sha256, url=raw.url, final_url=raw.final_url or raw.url,
+                                     status=raw.status, headers=dict(raw.headers), fetched_at=raw.fetched_at,
+                                     render_mode=raw.render_mode, size=len(raw.body), path=str(path),
+                                     source=raw.source))
+
+    def _save_document(self, raw: RawPage, sha256: str, page: ExtractedPage) -> int:
+        entities = [hit.__dict__ for hit in self.watchlist.find(page.title + "\n" + page.text)]
+        values = dict(source=raw.source, sha256=sha256, title=page.title, text=page.text, lang=page.lang,
+                      kind=page.kind, published=page.date, encoding=page.encoding, fields=page.fields,
+                      entities=entities, updated_at=datetime.now(UTC))
+        with self.store.session() as session:
+            doc = session.scalar(select(Document).where(Document.url == raw.url))
+            if doc is None:
+                doc = Document(url=raw.url, **values)
+                session.add(doc)
+            else:
+                for key, value in values.items():
+                    setattr(doc, key, value)
+            session.flush()
+            return doc.id
+
+    def _replace_chunks(self, doc_id: int, texts: list[str]) -> list[int]:
+        index = self.vectors  # loaded (and checked against the store) before the store changes
+        with self.store.session() as session:
+            old_ids = list(session.scalars(select(Chunk.id).where(Chunk.doc_id == doc_id)))
+            session.execute(delete(Chunk).where(Chunk.doc_id == doc_id))
+            rows = [Chunk(doc_id=doc_id, seq=seq, text=text) for seq, text in enumerate(texts)]
+            session.add_all(rows)
+            session.flush()
+            new_ids = [row.id for row in rows]
+        index.remove(np.array(old_ids))
+        return new_ids
+
+    def _index_and_score(self, doc_id: int, page: ExtractedPage) -> list[str]:
+        texts = chunk_document(page.title, page.text)
+        ids = self._replace_chunks(doc_id, texts)
+        vectors = self.embedder.encode(texts)
+        self.vectors.add(np.array(ids), vectors)
+        entities = self.watchlist.find(page.title + "\n" + page.text)
+        scores = self.detector.score(texts, vectors, page.kind, entities, page.lang)
+        self._record(doc_id, scores)
+        return [s.pattern_id for s in scores if s.flagged]
+
+    def _record(self, doc_id: int, scores: list[PatternScore]) -> None:
+        model_id, version = self.embedder.model_id, self.library.version
+        with self.store.session() as session:
+            session.execute(delete(Detection).where(Detection.doc_id == doc_id))
+            for s in scores:
+                session.add(Detection(doc_id=doc_id, pattern_id=s.pattern_id, score=s.score, flagged=s.flagged,
+                                      sentence=s.sentence, nearest_example=s.nearest_example, reasons=s.reasons,
+                                      model_id=model_id, library_version=version))
+                if s.flagged and session.scalar(select(Alert.id).where(
+                        Alert.doc_id == doc_id, Alert.pattern_id == s.pattern_id)) is None:
+                    session.add(Alert(doc_id=doc_id, pattern_id=s.pattern_id, score=s.score, sentence=s.sentence,
+                                      reasons=s.reasons, model_id=model_id, library_version=version,
+                                      history=[{"event": "created", "at": datetime.now(UTC).isoformat()}]))
+
+    def flush(self) -> None:
+        """Persist the vector index; call after a batch (a crash before it is repaired on load)."""
+        if "vectors" in self.__dict__:
+            self.vectors.save(self.settings.index_dir)
+
+    def close(self) -> None:
+        self.flush()
+        self.store.close()
+
+
+_MONITORS: dict[tuple[str, str], Monitor] = {}
+
+
+def shared_monitor(settings: Settings) -> Monitor:
+    """The process's Monitor for a data directory: one vector index in memory, one writer."""
+    key = (str(settings.home), settings.db_url)
+    if key not in _MONITORS:
+        _MONITORS[key] = Monitor(settings)
+    return _MONITORS[key]

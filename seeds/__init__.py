@@ -1,0 +1,1 @@
+"""Data: sources, pattern library, watchlist entities and the demo site's pages."""

@@ -1,0 +1,95 @@
+"""The command line: eval's JSON contract, clear errors for bad configuration and pattern files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, cli_env
+
+PAGE = ("<html><head><meta charset='utf-8'><title>{t}</title></head><body><h1>{t}</h1><p>{b}</p>"
+        "<p>项目编号：T-1 采购人：某单位 预算金额：10万元。本项目为政府采购项目，欢迎合格供应商参加。</p></body></html>")
+
+
+def run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loophole.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=cli_env(home, **env))
+
+
+def labelled_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    pages = {
+        "a.html": ("沅州市某局采购卫星遥感影像判读服务公告", "采购卫星遥感影像智能判读服务，调用海外卫星影像平台数据接口，按景计费。", ["satellite-imagery"]),
+        "b.html": ("沅州市某局采购办公家具公告", "采购办公桌椅一批，木质材料，交货期三十天，质保三年。", []),
+    }
+    lines = []
+    for name, (title, body, patterns) in pages.items():
+        (folder / name).write_text(PAGE.format(t=title, b=body), encoding="utf-8")
+        lines.append(json.dumps({"file": name, "url": f"http://127.0.0.1/{name}", "kind": "procurement-notice",
+                                 "lang": "zh", "patterns": patterns}, ensure_ascii=False))
+    (folder / "labels.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    return folder
+
+
+NEW_PATTERN = """version: "test-1"
+patterns:
+  - id: satellite-imagery
+    title: Satellite imagery interpretation bought from abroad
+    description: A buyer procures interpretation of satellite imagery from an overseas platform.
+    examples:
+      - 采购卫星遥感影像智能判读服务，数据来自境外卫星影像平台接口。
+      - Procurement of satellite image interpretation through an overseas imagery platform API.
+    counter_examples:
+      - 采购办公桌椅一批。
+    keywords: [卫星, 遥感, satellite]
+"""
+
+
+def test_eval_json_contract_and_runtime_pattern_file(tmp_path: Path) -> None:
+    folder = labelled_folder(tmp_path)
+    patterns = tmp_path / "new.yaml"
+    patterns.write_text(NEW_PATTERN, encoding="utf-8")
+    completed = run(["eval", str(folder), "--patterns", str(patterns), "--json"], tmp_path / "home")
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert set(result) == {"documents", "alert", "patterns", "macro_f1", "alerts_by_kind"}
+    assert result["documents"] == 2
+    assert set(result["alert"]) == {"precision", "recall", "f1", "tp", "fp", "fn"}
+    assert result["patterns"]["satellite-imagery"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    assert not (tmp_path / "home").exists(), "eval must not touch the user's data directory"
+
+
+def test_malformed_pattern_file_names_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("patterns:\n  - id: ok-id\n    title: t\n    description: d\n    examples: []\n", encoding="utf-8")
+    completed = run(["eval", str(labelled_folder(tmp_path)), "--patterns", str(bad)], tmp_path / "home")
+    assert completed.returncode == 2
+    assert f"{bad}:2" in completed.stderr and "examples" in completed.stderr
+
+
+def test_yaml_syntax_error_in_config_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("smtp:\n  host: [unclosed\n", encoding="utf-8")
+    completed = run(["docs"], tmp_path / "home", LOOPHOLE_CONFIG=str(config))
+    assert completed.returncode == 2
+    assert str(config) in completed.stderr and "YAML error" in completed.stderr
+
+
+def test_unknown_config_field_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("smtp:\n  hots: mail.example.org\n", encoding="utf-8")
+    completed = run(["docs"], tmp_path / "home", LOOPHOLE_CONFIG=str(config))
+    assert completed.returncode == 2 and "smtp.hots" in completed.stderr
+
+
+def test_ingest_and_search_across_languages(tmp_path: Path) -> None:
+    folder = labelled_folder(tmp_path)
+    home = tmp_path / "home"
+    assert run(["ingest", str(folder)], home).returncode == 0
+    completed = run(["search", "satellite image interpretation", "--json"], home)
+    results = json.loads(completed.stdout)
+    assert results[0]["url"] == "http://127.0.0.1/a.html"
+    assert {"url", "title", "score", "passages"} <= set(results[0])

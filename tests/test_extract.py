@@ -1,0 +1,59 @@
+"""Extraction on real CCGP pages (read from ../shared) and on pages written here."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawlers.spiders.ccgp import CcgpSpider
+from extract import UnusableContent, extract_page
+from extract.blocks import block_reason
+from extract.fields import parse_procurement_fields
+from tests.conftest import REAL_CORPUS, needs
+
+CCGP_DETAIL = REAL_CORPUS / "procurement/ccgp/detail/ccgp_qtgg_dyly_20260703_26871783_compass.html"
+
+
+@needs(CCGP_DETAIL)
+def test_real_ccgp_detail_with_site_selectors() -> None:
+    page = extract_page(CCGP_DETAIL.read_bytes(), "https://www.ccgp.gov.cn/cggg/zygg/qtgg/202607/t20260703_26871783.htm",
+                        selectors=CcgpSpider.selectors)
+    assert page.title == "中国科学院金属研究所球差原位透射电镜采购项目单一来源采购公告"
+    assert page.date == "2026-07-03"
+    assert page.lang == "zh"
+    assert page.kind == "procurement-notice"
+    assert "球差原位透射电镜" in page.text and "公告概要" not in page.title
+    assert page.fields["project_no"] == "OITC-G260610702"
+    assert page.fields["buyer"].startswith("中国科学院金属研究所")
+    budget = page.fields["amounts"][0]
+    assert budget["amount"] == pytest.approx(33_000_000) and budget["currency"] == "CNY"
+    assert page.fields["notice_type"] == "tender"
+
+
+def test_english_rfq_fields() -> None:
+    fields = parse_procurement_fields("Purchaser: X\nbudget: US$ 280,000 for Azure OpenAI tokens", "RFQ")
+    assert fields.amounts[0].amount == 280_000 and fields.amounts[0].currency == "USD"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><head><title>访问验证</title></head><body><p>您的访问过于频繁，请输入验证码后继续。</p></body></html>",
+        "<html><body><noscript>请开启JavaScript并刷新该页</noscript><p>请开启JavaScript后访问本站点内容。谢谢合作!</p></body></html>",
+        "<html><head><title>Just a moment...</title></head><body><p>Checking your browser before accessing the site.</p>"
+        "</body></html>",
+        "<html><body><div id='app'></div></body></html>",
+    ],
+)
+def test_block_pages_are_not_content(html: str) -> None:
+    with pytest.raises(UnusableContent):
+        extract_page(html.encode("utf-8"), "http://127.0.0.1/x")
+
+
+def test_long_notice_mentioning_captcha_is_content() -> None:
+    body = "投标人登录系统时需输入验证码。" + "本项目为政府采购项目，采购人为某市财政局，预算金额100万元。" * 60
+    assert block_reason(body) is None
+
+
+def test_binary_served_as_html_is_rejected() -> None:
+    with pytest.raises(UnusableContent, match="binary"):
+        extract_page(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", "http://127.0.0.1/a.htm")
