@@ -25,12 +25,12 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        console.print(f"[red]configuration error[/red]\n{exc}", markup=True, highlight=False)
+        typer.echo(f"configuration error\n{exc}", err=True)
         raise typer.Exit(2) from exc
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -222,7 +222,8 @@ def _print_eval(result: dict, wrong: list) -> None:
 
 
 @app.command()
-def demo(port: Annotated[int, typer.Option(help="Port for the mock web (0: any free port).")] = 0) -> None:
+def demo(port: Annotated[int, typer.Option(help="Port for the mock web; keep it fixed between runs, since "
+                                               "its URLs identify the documents.")] = 8737) -> None:
     """Serve the mock web on 127.0.0.1, crawl it, run the chain and write the digest."""
     from loophole.demo import run_demo
 

@@ -6,6 +6,7 @@ A real SMTP server (aiosmtpd) listens on loopback; `loophole demo` runs as a use
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,10 +34,20 @@ class Inbox(Message):
         self.messages.append(bytes(message))
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+DEMO_PORT = str(free_port())
+
+
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    port = free_port()  # aiosmtpd's readiness check needs a real port number
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield inbox, controller.port
@@ -51,7 +62,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[Inbox, int]) 
     config = home / "config.yaml"
     config.write_text(yaml.safe_dump({"smtp": {"host": "127.0.0.1", "port": port, "security": "none",
                                                "recipients": ["researcher@example.org"]}}))
-    completed = subprocess.run([sys.executable, "-m", "loophole.cli", "demo"], cwd=ROOT, capture_output=True,
+    completed = subprocess.run([sys.executable, "-m", "loophole.cli", "demo", "--port", DEMO_PORT], cwd=ROOT, capture_output=True,
                                text=True, timeout=400, env=cli_env(home, LOOPHOLE_CONFIG=str(config)))
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert len(inbox.messages) == 1, "exactly one digest email"
@@ -96,7 +107,7 @@ def test_javascript_portal_was_rendered_by_chromium(demo_run: tuple[Path, EmailM
 def test_rerun_fetches_but_stores_nothing_new(demo_run: tuple[Path, EmailMessage], smtp: tuple[Inbox, int]) -> None:
     home, _ = demo_run
     inbox, _ = smtp
-    completed = subprocess.run([sys.executable, "-m", "loophole.cli", "demo"], cwd=ROOT, capture_output=True,
+    completed = subprocess.run([sys.executable, "-m", "loophole.cli", "demo", "--port", DEMO_PORT], cwd=ROOT, capture_output=True,
                                text=True, timeout=400, env=cli_env(home, LOOPHOLE_CONFIG=str(home / "config.yaml")))
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "digest: 0 alerts" in completed.stdout

@@ -55,7 +55,7 @@ def test_unchanged_page_does_no_further_work(settings: Settings) -> None:
 
 def test_alert_raised_once_across_runs(settings: Settings) -> None:
     ingest(settings, positive_page())
-    ingest(settings, positive_page().replace("860.00".encode(), "880.00".encode()))  # changed, re-scored
+    ingest(settings, positive_page().replace(b"860.00", b"880.00"))  # changed, re-scored
     monitor = Monitor(settings)
     with monitor.store.session() as session:
         alerts = session.scalars(select(Alert).where(Alert.pattern_id == "police-us-tech-procurement")).all()
