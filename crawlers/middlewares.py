@@ -10,6 +10,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response, TextResponse
 
 from extract.blocks import block_reason
+from extract.page import visible_text
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class BlockPageMiddleware:
         if response.status != 200 or not isinstance(response, TextResponse) or request.meta.get("allow_short"):
             return response
         page = Selector(text=response.text)
-        text = " ".join(t.strip() for t in page.xpath("//body//text()[not(ancestor::script)]").getall() if t.strip())
+        text = visible_text(page)
         reason = block_reason(text, page.css("title::text").get(default=""))
         if reason:
             log.warning("block page at %s: %s", response.url, reason)

@@ -71,7 +71,7 @@ def _generic(html_text: str, url: str) -> dict[str, str]:
     return {key: value for key, value in (("text", doc.text), ("title", doc.title), ("date", doc.date)) if value}
 
 
-def _visible_text(page: Selector) -> str:
+def visible_text(page: Selector) -> str:
     """All visible text including the site chrome: genre cues (nav, cart, byline) live there."""
     parts = page.xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]").getall()
     return " ".join(part.strip() for part in parts if part.strip())
@@ -96,7 +96,7 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
     if reason:
         raise UnusableContent(reason)
     lang = detect_language(title + "\n" + text)
-    kind = classify_kind(_visible_text(page) or text, url, title)
+    kind = classify_kind(visible_text(page) or text, url, title)
     fields = parse_procurement_fields(text, title).as_dict() if kind == "procurement-notice" else {}
     return ExtractedPage(text=text, title=title, date=normalise_date(chosen.get("date")), lang=lang,
                          kind=kind, encoding=encoding, fields=fields)

@@ -20,7 +20,7 @@ from extract import ExtractedPage, UnusableContent, extract_page
 from index.chunking import chunk_document
 from index.detect import Detector, PatternScore
 from index.embed import Embedder, get_embedder
-from index.entities import Watchlist, load_watchlist
+from index.entities import EntityHit, Watchlist, load_watchlist
 from index.patterns import PatternLibrary, load_library
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store
@@ -111,8 +111,9 @@ class Monitor:
             log.warning("not stored: %s (%s)", raw.url, exc)
             return IngestResult(raw.url, "rejected", reason=str(exc))
         self._save_snapshot(raw, sha256)
-        doc_id = self._save_document(raw, sha256, page)
-        flagged = self._index_and_score(doc_id, page)
+        entities = self.watchlist.find(page.title + "\n" + page.text)
+        doc_id = self._save_document(raw, sha256, page, entities)
+        flagged = self._index_and_score(doc_id, page, entities)
         return IngestResult(raw.url, "stored", doc_id, flagged=flagged)
 
     def _save_snapshot(self, raw: RawPage, sha256: str) -> None:
@@ -124,11 +125,10 @@ class Monitor:
                                      render_mode=raw.render_mode, size=len(raw.body), path=str(path),
                                      source=raw.source))
 
-    def _save_document(self, raw: RawPage, sha256: str, page: ExtractedPage) -> int:
-        entities = [hit.__dict__ for hit in self.watchlist.find(page.title + "\n" + page.text)]
+    def _save_document(self, raw: RawPage, sha256: str, page: ExtractedPage, entities: list[EntityHit]) -> int:
         values = dict(source=raw.source, sha256=sha256, title=page.title, text=page.text, lang=page.lang,
                       kind=page.kind, published=page.date, encoding=page.encoding, fields=page.fields,
-                      entities=entities, updated_at=datetime.now(UTC))
+                      entities=[hit.__dict__ for hit in entities], updated_at=datetime.now(UTC))
         with self.store.session() as session:
             doc = session.scalar(select(Document).where(Document.url == raw.url))
             if doc is None:
@@ -152,12 +152,11 @@ class Monitor:
         index.remove(np.array(old_ids))
         return new_ids
 
-    def _index_and_score(self, doc_id: int, page: ExtractedPage) -> list[str]:
+    def _index_and_score(self, doc_id: int, page: ExtractedPage, entities: list[EntityHit]) -> list[str]:
         texts = chunk_document(page.title, page.text)
         ids = self._replace_chunks(doc_id, texts)
         vectors = self.embedder.encode(texts)
         self.vectors.add(np.array(ids), vectors)
-        entities = self.watchlist.find(page.title + "\n" + page.text)
         scores = self.detector.score(texts, vectors, page.kind, entities, page.lang)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
