@@ -42,6 +42,9 @@ class CrawlSettings(_Section):
     max_page_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     timeout_seconds: int = Field(30, ge=1)
     retry_times: int = Field(3, ge=0)
+    # Trap caps: a calendar or an endless "next page" must end the crawl of that branch, not the run.
+    max_depth: int = Field(8, ge=1)
+    max_requests: int = Field(20000, ge=1)
 
 
 class BrowserSettings(_Section):

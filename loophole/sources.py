@@ -26,6 +26,7 @@ class Source(BaseModel):
     allowed_domains: list[str] = []
     download_delay: float | None = None    # None: the global politeness default
     demo: bool = False                     # part of the local mock web served by `loophole demo`
+    allow_private: bool = False            # may follow links to private/loopback addresses (tests, intranets)
 
     def domains_for(self, base_url: str) -> list[str]:
         """The configured domains plus the host actually crawled (a mirror or a test server)."""
