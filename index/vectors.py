@@ -47,7 +47,7 @@ class VectorIndex:
 
     def ids(self) -> np.ndarray:
         """Every stored id (what the store's chunk ids are checked against on load)."""
-        return np.asarray(faiss.vector_to_array(self._index.id_map), dtype=np.int64)
+        return np.asarray(faiss.vector_to_array(self._index.id_map), dtype=np.int64)  # type: ignore[attr-defined]
 
     def reconstruct(self, chunk_id: int) -> np.ndarray:
         return np.asarray(self._index.reconstruct(int(chunk_id)))

@@ -114,11 +114,42 @@ class Settings(_Section):
             path.mkdir(parents=True, exist_ok=True)
 
 
-def _format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
+def _child(node: yaml.Node, part: object) -> tuple[yaml.Node | None, int | None]:
+    """The node under ``part`` (a key or a list index) and the line where it starts."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == str(part):
+                return value, key.start_mark.line + 1
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item = node.value[part]
+        return item, item.start_mark.line + 1
+    return None, None
+
+
+def yaml_line(path: Path, loc: tuple[object, ...]) -> int | None:
+    """1-based line of the value at ``loc`` in a YAML file, else of its nearest existing parent
+    (a missing field is reported at the mapping that lacks it). Composing builds no objects."""
+    try:
+        node: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if node is None:
+            break
+        node, found = _child(node, part)
+        line = found or line
+    return line
+
+
+def format_validation_error(path: Path, error: ValidationError) -> str:
+    """One line per problem: ``file:line: field a.b.c: message``. Input values are never echoed
+    (a misplaced password must not end up in a log)."""
+    lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
-        lines.append(f"  field {where}: {item['msg']}")
+        line = yaml_line(path, tuple(item["loc"])) if path.exists() else None
+        lines.append(f"{path}{f':{line}' if line else ''}: field {where}: {item['msg']}")
     return "\n".join(lines)
 
 
@@ -158,4 +189,4 @@ def load_settings(path: Path | None = None, home: Path | None = None) -> Setting
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(path or Path("<defaults>"), exc)) from exc
+        raise ConfigError(format_validation_error(path or Path("<defaults>"), exc)) from exc

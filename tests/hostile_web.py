@@ -60,7 +60,7 @@ class HostileHandler(BaseHTTPRequestHandler):
                 self._send(404, b"not found", "text/plain")
             else:
                 route(self)
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             pass  # the crawler hung up, as it should on a bomb or a hang
 
     def _send(self, status: int, body: bytes, ctype: str = "text/html", **headers: str) -> None:

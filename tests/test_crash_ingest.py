@@ -45,7 +45,7 @@ def _pages(folder: Path) -> dict[str, bytes]:
             body = (f"<html><head><meta charset='utf-8'><title>沅州市第{n}中学办公家具采购公告</title></head><body>"
                     f"<p>项目编号：BG-{n}。采购人：沅州市第{n}中学。预算金额：{n}.5万元。</p><p>采购办公桌椅{n}0套，"
                     "木质材料，交货期三十天，质保三年。供应商资格要求：具有独立承担民事责任的能力。</p></body></html>"
-                    ).encode("utf-8")
+                    ).encode()
         (folder / f"page{n:02d}.html").write_bytes(body)
         pages[(folder / f"page{n:02d}.html").resolve().as_uri()] = body
     return pages
