@@ -160,7 +160,8 @@ def read_yaml_mapping(path: Path) -> dict:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else "?"
-        raise ConfigError(f"{path}:{line}: YAML error: {exc.problem}") from exc
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+        raise ConfigError(f"{path}:{line}: YAML error: {exc.problem}{context}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     if data is None:
