@@ -162,6 +162,8 @@ def read_yaml_mapping(path: Path) -> dict:
         line = mark.line + 1 if mark else "?"
         context = f" ({exc.context} at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
         raise ConfigError(f"{path}:{line}: YAML error: {exc.problem}{context}") from exc
+    except yaml.YAMLError as exc:  # e.g. a ReaderError: control characters, which have no mark
+        raise ConfigError(f"{path}: YAML error: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     if data is None:
