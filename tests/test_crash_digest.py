@@ -98,7 +98,7 @@ def test_sigkill_during_digest_send_never_loses_and_never_splits(
     settings = _settings(home, port, monkeypatch)
     store = Store(settings.db_url)
     env = cli_env(home, LOOPHOLE_CONFIG=str(home / "config.yaml"))
-    rng, batch, total = random.Random(SEED), 1500, 0
+    rng, batch, total = random.Random(SEED), 1000, 0
     started = time.monotonic()
     add_alerts(store, 0, batch)
     total += batch
@@ -106,7 +106,7 @@ def test_sigkill_during_digest_send_never_loses_and_never_splits(
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     full_run = time.monotonic() - started
-    for _ in range(4):
+    for _ in range(3):
         add_alerts(store, total, batch)
         total += batch
         _send_and_kill(home, env, rng.uniform(0.3, 1.2) * full_run)
