@@ -68,8 +68,8 @@ def _complete(store: Store, delivery_id: int, channel: str) -> None:
     with store.session() as session:
         row = session.get(Delivery, delivery_id)
         assert row is not None
-        alert_ids = list(row.alert_ids)
-    mark_sent(store, alert_ids, channel)
+        unsent = list(session.scalars(select(Alert.id).where(Alert.id.in_(row.alert_ids), Alert.sent_at.is_(None))))
+    mark_sent(store, unsent, channel)  # alerts a crash left marked keep their first record
     with store.session() as session:
         row = session.get(Delivery, delivery_id)
         assert row is not None
