@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loophole.config import ConfigError, read_yaml_mapping
+from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
 
 
 class Source(BaseModel):
@@ -26,6 +26,7 @@ class Source(BaseModel):
     allowed_domains: list[str] = []
     download_delay: float | None = None    # None: the global politeness default
     demo: bool = False                     # part of the local mock web served by `loophole demo`
+    allow_private: bool = False            # may follow links to private/loopback addresses (tests, intranets)
 
     def domains_for(self, base_url: str) -> list[str]:
         """The configured domains plus the host actually crawled (a mirror or a test server)."""
@@ -43,8 +44,7 @@ def load_sources(path: Path) -> dict[str, Source]:
     try:
         parsed = SourcesFile.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(f"field {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise ConfigError(f"{path}: {details}") from exc
+        raise ConfigError(format_validation_error(path, exc)) from exc
     ids = [source.id for source in parsed.sources]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
