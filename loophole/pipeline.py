@@ -79,7 +79,8 @@ class Monitor:
 
     @cached_property
     def vectors(self) -> VectorIndex:
-        index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension)
+        index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension,
+                                 self.settings.index)
         with self.store.session() as session:
             stored = session.query(Chunk).count()
         if stored != len(index):
@@ -89,7 +90,7 @@ class Monitor:
         return index
 
     def _rebuild_index(self) -> VectorIndex:
-        index = VectorIndex(self.embedder.dimension, self.embedder.model_id)
+        index = VectorIndex(self.embedder.dimension, self.embedder.model_id, self.settings.index)
         with self.store.session() as session:
             rows = session.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).all()
         for start in range(0, len(rows), 1024):

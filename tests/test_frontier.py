@@ -30,6 +30,7 @@ from tests.services import REDIS_URL
 
 LISTS, PER_LIST = 20, 99          # 20 list pages + 1,980 detail pages = 2,000 pages
 SOURCE = "loadtest"
+NOTICE = "项目编号：LT-2026-001。采购人：某市公安局。预算金额：86.00万元。采购需求：视频分析服务器一批，详见附件。" * 8
 MAX_HELD = 64                     # generous bound on what one worker holds in flight (16 + scraper)
 
 
@@ -45,7 +46,7 @@ class _CountingSite(BaseHTTPRequestHandler):
             links = "".join(f'<li><a href="/p/{n}-{m}.html">公告 {n}-{m}</a></li>' for m in range(PER_LIST))
             body = f"<html><head><title>列表 {n}</title></head><body><ul>{links}</ul></body></html>"
         else:
-            body = f"<html><head><title>{self.path}</title></head><body><p>采购公告正文 {self.path}</p></body></html>"
+            body = f"<html><head><title>{self.path}</title></head><body><h1>公告 {self.path}</h1><p>{NOTICE}</p></body></html>"
         data = body.encode("utf-8")
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
