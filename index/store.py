@@ -7,6 +7,7 @@ a snapshot by content hash, a document by URL, an alert by (document, pattern).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def text_hash(text: str) -> str:
+    """The key under which a passage's vector is reused (Chunk.text_hash)."""
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON (text) on SQLite.

@@ -19,6 +19,7 @@ import math
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -65,7 +66,7 @@ def train_approximate(vectors: np.ndarray, settings: IndexSettings, seed: int = 
         sample = vectors[np.random.default_rng(seed).choice(count, nlist * TRAIN_PER_CELL, replace=False)]
     index.train(_as_vectors(sample))
     # A hash table from id to list position: fast deletions and reconstruct() by chunk id.
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
     index.nprobe = settings.nprobe
     return index
 
@@ -77,17 +78,18 @@ def contents(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
         flat = faiss.downcast_index(index.index)
         return ids, flat.reconstruct_n(0, flat.ntotal) if flat.ntotal else np.zeros((0, index.d), np.float32)
     ivf = faiss.extract_index_ivf(index)
-    invlists = ivf.invlists
-    ids, vectors = [], []
+    invlists: Any = ivf.invlists
+    id_parts: list[np.ndarray] = []
+    vector_parts: list[np.ndarray] = []
     for cell in range(ivf.nlist):
         size = invlists.list_size(cell)
         if size:
             cell_ids = faiss.rev_swig_ptr(invlists.get_ids(cell), size).copy()
-            ids.append(cell_ids)
-            vectors.append(ivf.reconstruct_batch(cell_ids))
-    if not ids:
+            id_parts.append(cell_ids)
+            vector_parts.append(ivf.reconstruct_batch(cell_ids))
+    if not id_parts:
         return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
-    return np.concatenate(ids).astype(np.int64), np.concatenate(vectors)
+    return np.concatenate(id_parts).astype(np.int64), np.concatenate(vector_parts)
 
 
 class VectorIndex:
@@ -98,7 +100,7 @@ class VectorIndex:
         self._index: faiss.Index = exact_index(dimension)
         self._trained_with = 0
         self._lock = threading.RLock()
-        self._journal: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None  # changes during a build
+        self._journal: list[tuple[np.ndarray, np.ndarray | None]] | None = None  # changes during a build
         self._builder: threading.Thread | None = None
 
     def __len__(self) -> int:
@@ -115,7 +117,7 @@ class VectorIndex:
         with self._lock:
             self._index.add_with_ids(vectors, ids)
             if self._journal is not None:
-                self._journal.append(("add", ids, vectors))
+                self._journal.append((ids, vectors))
         self._maybe_rebuild()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -123,9 +125,9 @@ class VectorIndex:
             return 0
         ids = _as_ids(ids)
         with self._lock:
-            removed = int(self._index.remove_ids(ids))
+            removed = int(self._index.remove_ids(ids))  # type: ignore[arg-type]
             if self._journal is not None:
-                self._journal.append(("remove", ids, None))
+                self._journal.append((ids, None))
         return removed
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,11 +179,11 @@ class VectorIndex:
             index.add_with_ids(vectors, ids)
             del vectors
             with self._lock:
-                for op, op_ids, op_vectors in self._journal or []:
-                    if op == "add":
+                for op_ids, op_vectors in self._journal or []:  # vectors None: a removal
+                    if op_vectors is not None:
                         index.add_with_ids(op_vectors, op_ids)
                     else:
-                        index.remove_ids(op_ids)
+                        index.remove_ids(op_ids)  # type: ignore[arg-type]
                 self._index, self._trained_with = index, len(ids)
         except Exception:
             log.exception("building the approximate index failed; exact search goes on")
