@@ -57,7 +57,7 @@ class IndexSettings(_Section):
 
     # Below this many vectors search is exact (FlatIP); above it an IVF index with 8-bit scalar
     # quantisation is trained and swapped in by a background thread.
-    approximate_above: int = Field(200_000, ge=1000)
+    approximate_above: int = Field(50_000, ge=1000)
     nlist: int | None = Field(None, ge=16)     # IVF cells; None: about sqrt(n), from 256 to 4096
     nprobe: int = Field(48, ge=1)              # cells visited per query (recall against speed)
     quantizer: Literal["SQ8", "SQ6", "SQfp16"] = "SQ8"

@@ -74,3 +74,13 @@ def test_downgrade_and_upgrade_again(tmp_path: Path, revision: str) -> None:
         command.upgrade(alembic_config(conn), "head")
         assert current_revision(conn) == head_revision()
     engine.dispose()
+
+
+def test_cli_db_upgrade(home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loophole.cli import app
+
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"revision {head_revision()}" in result.output and (home / "loophole.db").exists()
