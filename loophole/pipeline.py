@@ -190,7 +190,12 @@ class Monitor:
         vectors = np.zeros((len(ids), self.embedder.dimension), dtype=np.float32)
         reused = [i for i in ids if i in known]
         if reused:
-            vectors[[position[i] for i in reused]] = self.vectors.reconstruct_many([known[i] for i in reused])
+            try:
+                vectors[[position[i] for i in reused]] = self.vectors.reconstruct_many([known[i] for i in reused])
+            except RuntimeError:  # a row whose vector never reached the index (a crash mid-page)
+                known.clear()
+                self.vectors.remove(np.array(ids))
+                new_ids = ids  # embed and index the whole page again
         todo = [i for i in ids if i not in known]
         if todo:
             vectors[[position[i] for i in todo]] = self.embedder.encode([texts[position[i]] for i in todo])
