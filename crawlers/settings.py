@@ -1,6 +1,7 @@
 """Scrapy settings. Values come from loophole.config (the one configuration module); every
 setting that departs from Scrapy's default says why."""
 
+from crawlers.frontier import frontier_settings
 from loophole.config import load_settings
 
 _config = load_settings()
@@ -70,3 +71,7 @@ PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 2
 LOG_LEVEL = "INFO"
 TELNETCONSOLE_ENABLED = False  # no listening port we don't need
 FEED_EXPORT_ENCODING = "utf-8"
+
+# Distributed crawling: with `crawl.frontier: redis` the scheduler and duplicate filter are
+# scrapy-redis's, shared by every crawler process (crawlers/frontier.py); else Scrapy's own.
+globals().update(frontier_settings(_config))

@@ -7,6 +7,7 @@ a snapshot by content hash, a document by URL, an alert by (document, pattern).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -34,8 +37,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def text_hash(text: str) -> str:
+    """The key under which a passage's vector is reused (Chunk.text_hash)."""
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON (text) on SQLite.
+PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+
+# Named constraints, so that Alembic migrations can refer to them on every backend.
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: PortableJSON, list[Any]: PortableJSON}
 
 
 class Snapshot(Base):
@@ -80,6 +97,8 @@ class Chunk(Base):
     doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    # SHA-1 of the text: a passage already embedded anywhere is never embedded again.
+    text_hash: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
 
 
 class Detection(Base):
@@ -166,10 +185,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, json_serializer=lambda obj: json.dumps(obj, ensure_ascii=False))
+def make_plain_engine(url: str) -> Engine:
+    """An engine with our JSON encoding and SQLite pragmas, schema untouched."""
+    engine = create_engine(url, json_serializer=lambda obj: json.dumps(obj, ensure_ascii=False),
+                           pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine on a database migrated to the models (Alembic ``upgrade head``)."""
+    from index.migrate import upgrade_schema
+
+    engine = make_plain_engine(url)
+    upgrade_schema(engine)
+    # Safety net for a table added to the models before its revision is written: it is created
+    # so the code works, and tests/test_migrations.py fails until the revision exists.
     Base.metadata.create_all(engine)
     return engine
 

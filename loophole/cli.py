@@ -279,5 +279,27 @@ def demo(port: Annotated[int, typer.Option(help="Port for the mock web; keep it 
     run_demo(_settings(), port)
 
 
+db_app = typer.Typer(help="The document store's schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the configured database to the current schema (opening it does the same)."""
+    from index.migrate import current_revision, head_revision, upgrade_schema
+    from index.store import make_plain_engine
+
+    settings = _settings()
+    settings.ensure_dirs()
+    engine = make_plain_engine(settings.db_url)
+    try:
+        upgrade_schema(engine)
+        with engine.connect() as conn:
+            revision = current_revision(conn)
+    finally:
+        engine.dispose()
+    typer.echo(f"schema at revision {revision} (head {head_revision()})")
+
+
 if __name__ == "__main__":
     app()

@@ -45,6 +45,25 @@ class CrawlSettings(_Section):
     # Trap caps: a calendar or an endless "next page" must end the crawl of that branch, not the run.
     max_depth: int = Field(8, ge=1)
     max_requests: int = Field(20000, ge=1)
+    # "memory": Scrapy's own scheduler, one process (the embedded default, no Redis needed).
+    # "redis": a frontier and duplicate filter shared through Redis (scrapy-redis), so several
+    # crawler processes or machines split one crawl and any of them can stop and restart.
+    frontier: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"    # $LOOPHOLE_REDIS_URL wins (it may hold a password)
+    frontier_prefix: str = Field("loophole", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # A worker silent this long is presumed dead and its in-flight requests go back to the queue.
+    frontier_heartbeat_seconds: float = Field(30.0, gt=0)
+
+
+class IndexSettings(_Section):
+    """When the vector index leaves exact search for a compressed approximate one."""
+
+    # Below this many vectors search is exact (FlatIP); above it an IVF index with 8-bit scalar
+    # quantisation is trained and swapped in by a background thread.
+    approximate_above: int = Field(50_000, ge=1000)
+    nlist: int | None = Field(None, ge=16)     # IVF cells; None: about sqrt(n), from 256 to 4096
+    nprobe: int = Field(48, ge=1)              # cells visited per query (recall against speed)
+    quantizer: Literal["SQ8", "SQ6", "SQfp16"] = "SQ8"
 
 
 class BrowserSettings(_Section):
@@ -85,6 +104,7 @@ class Settings(_Section):
     calibration_file: Path = SEEDS_DIR / "calibration.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
     crawl: CrawlSettings = CrawlSettings()
+    index: IndexSettings = IndexSettings()
     browser: BrowserSettings = BrowserSettings()
     smtp: SmtpSettings = SmtpSettings()
     digest: DigestSettings = DigestSettings()
@@ -92,7 +112,17 @@ class Settings(_Section):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'loophole.db'}"
+        """$LOOPHOLE_DATABASE_URL, else ``database_url``, else SQLite in the data directory.
+
+        The environment wins so that a PostgreSQL password need not sit in the config file.
+        """
+        return (os.environ.get("LOOPHOLE_DATABASE_URL") or self.database_url
+                or f"sqlite:///{self.home / 'loophole.db'}")
+
+    @property
+    def redis_url(self) -> str:
+        """$LOOPHOLE_REDIS_URL, else ``crawl.redis_url`` (same reason as :attr:`db_url`)."""
+        return os.environ.get("LOOPHOLE_REDIS_URL") or self.crawl.redis_url
 
     @property
     def index_dir(self) -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings as ScrapySettings
 
+from crawlers.frontier import frontier_settings
 from loophole.config import Settings
 from loophole.sources import Source
 
@@ -32,6 +33,7 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
     project = ScrapySettings()
     project.setmodule("crawlers.settings", priority="project")
     project.set("LOOPHOLE_SETTINGS", settings)
+    project.setdict(frontier_settings(settings), priority="project")  # this Settings, not the environment's
     for key, value in (overrides or {}).items():
         project.set(key, value)
     return project

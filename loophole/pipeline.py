@@ -25,7 +25,7 @@ from index.entities import EntityHit, Watchlist, load_watchlist
 from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library
 from index.snapshots import content_hash, write_snapshot
-from index.store import Alert, Chunk, Detection, Document, Snapshot, Store
+from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
 from index.vectors import ModelMismatch, VectorIndex
 from loophole.config import Settings
 
@@ -62,6 +62,7 @@ class Monitor:
         self.settings = settings
         self.store = Store(settings.db_url)
         self.pattern_files = list(settings.pattern_files) + list(extra_pattern_files or [])
+        self.embedded = 0  # passages sent to the embedder (the rest reused stored vectors)
 
     @cached_property
     def library(self) -> PatternLibrary:
@@ -89,7 +90,8 @@ class Monitor:
         index file, costs a re-embedding, never a lost or phantom passage.
         """
         try:
-            index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension)
+            index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension,
+                                     self.settings.index)
         except ModelMismatch:
             raise
         except (RuntimeError, ValueError, OSError) as exc:  # faiss raises RuntimeError on a damaged file
@@ -105,9 +107,10 @@ class Monitor:
         return index
 
     def _rebuild_index(self) -> VectorIndex:
-        index = VectorIndex(self.embedder.dimension, self.embedder.model_id)
+        index = VectorIndex(self.embedder.dimension, self.embedder.model_id, self.settings.index)
         with self.store.session() as session:
             rows = session.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).all()
+        # Batches of 1024: large enough for the embedder's own batching, small enough to bound memory.
         for start in range(0, len(rows), 1024):
             batch = rows[start:start + 1024]
             index.add(np.array([r.id for r in batch]), self.embedder.encode([r.text for r in batch]))
@@ -169,23 +172,70 @@ class Monitor:
             session.flush()
             return doc.id
 
-    def _replace_chunks(self, doc_id: int, texts: list[str]) -> list[int]:
+    def _replace_chunks(self, doc_id: int, texts: list[str]) -> tuple[list[int], list[int]]:
+        """Store the document's chunks, keeping the rows (and vectors) of passages that did not change.
+
+        Returns the chunk ids in order and the ids of rows that are new (they need vectors).
+        """
         index = self.vectors  # loaded (and checked against the store) before the store changes
+        hashes = [text_hash(text) for text in texts]
         with self.store.session() as session:
-            old_ids = list(session.scalars(select(Chunk.id).where(Chunk.doc_id == doc_id)))
-            session.execute(delete(Chunk).where(Chunk.doc_id == doc_id))
-            rows = [Chunk(doc_id=doc_id, seq=seq, text=text) for seq, text in enumerate(texts)]
+            old: dict[str | None, list[Chunk]] = {}
+            for row in session.scalars(select(Chunk).where(Chunk.doc_id == doc_id).order_by(Chunk.seq)):
+                old.setdefault(row.text_hash, []).append(row)
+            rows: list[Chunk] = []
+            added: list[Chunk] = []
+            for seq, (text, digest) in enumerate(zip(texts, hashes, strict=True)):
+                kept = old.get(digest)
+                if kept:
+                    row = kept.pop(0)
+                else:
+                    row = Chunk(doc_id=doc_id, text=text, text_hash=digest)
+                    added.append(row)
+                row.seq = seq
+                rows.append(row)
+            stale = [row.id for left in old.values() for row in left]
+            if stale:
+                session.execute(delete(Chunk).where(Chunk.id.in_(stale)))
             session.add_all(rows)
             session.flush()
-            new_ids = [row.id for row in rows]
-        index.remove(np.array(old_ids))
-        return new_ids
+            new_ids = [row.id for row in added]
+        index.remove(np.array(stale))
+        return [row.id for row in rows], new_ids
+
+    def _vectors_for(self, ids: list[int], new_ids: list[int], texts: list[str]) -> np.ndarray:
+        """Vectors for a document's chunks: from the index when the same passage was embedded before
+        (in this document or any other), from the embedder only for passages never seen."""
+        position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        fresh = set(new_ids)
+        known = {chunk_id: chunk_id for chunk_id in ids if chunk_id not in fresh}
+        with self.store.session() as session:
+            wanted = {text_hash(texts[position[i]]): i for i in fresh}
+            twins = session.execute(select(Chunk.id, Chunk.text_hash).where(
+                Chunk.text_hash.in_(list(wanted)), Chunk.id.not_in(list(fresh))))
+            for twin_id, digest in twins:
+                if digest is not None:
+                    known.setdefault(wanted[digest], twin_id)
+        vectors = np.zeros((len(ids), self.embedder.dimension), dtype=np.float32)
+        reused = [i for i in ids if i in known]
+        if reused:
+            try:
+                vectors[[position[i] for i in reused]] = self.vectors.reconstruct_many([known[i] for i in reused])
+            except RuntimeError:  # a row whose vector never reached the index (a crash mid-page)
+                known.clear()
+                self.vectors.remove(np.array(ids))
+                new_ids = ids  # embed and index the whole page again
+        todo = [i for i in ids if i not in known]
+        if todo:
+            vectors[[position[i] for i in todo]] = self.embedder.encode([texts[position[i]] for i in todo])
+        self.vectors.add(np.array(new_ids), vectors[[position[i] for i in new_ids]])
+        self.embedded += len(todo)
+        return vectors
 
     def _index_and_score(self, doc_id: int, page: ExtractedPage, entities: list[EntityHit]) -> list[str]:
         texts = chunk_document(page.title, page.text)
-        ids = self._replace_chunks(doc_id, texts)
-        vectors = self.embedder.encode(texts)
-        self.vectors.add(np.array(ids), vectors)
+        ids, new_ids = self._replace_chunks(doc_id, texts)
+        vectors = self._vectors_for(ids, new_ids, texts)
         units, unit_vectors = self.detector.units(texts, vectors)
         scores = self.detector.score(units, unit_vectors, page.kind, entities, page.lang)
         self._record(doc_id, scores)

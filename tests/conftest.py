@@ -11,6 +11,8 @@ import pytest
 from loophole.config import Settings, load_settings
 from loophole.webserver import serve_directory
 
+pytest_plugins = ["tests.services"]  # pg_url, redis_prefix: the real services on loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 DEV_CORPUS = SHARED / "corpus" / "dev"
@@ -26,7 +28,8 @@ def needs(path: Path) -> pytest.MarkDecorator:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """LOOPHOLE_HOME in a temporary folder, so no test touches a user's data."""
     monkeypatch.setenv("LOOPHOLE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("LOOPHOLE_CONFIG", raising=False)
+    for name in ("LOOPHOLE_CONFIG", "LOOPHOLE_DATABASE_URL", "LOOPHOLE_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
     return tmp_path / "home"
 
 

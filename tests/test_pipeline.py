@@ -99,3 +99,19 @@ def test_html_in_scraped_title_arrives_escaped(settings: Settings, tmp_path: Pat
 def test_binary_page_is_rejected_and_not_stored(settings: Settings) -> None:
     result = ingest(settings, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
     assert result.status == "rejected" and "binary" in result.reason
+
+
+def test_changed_page_embeds_only_new_passages(settings: Settings) -> None:
+    first = ingest(settings, positive_page())
+    monitor = Monitor(settings)
+    before = {c.text: c.id for c in monitor.store.chunks_for(first.doc_id or 0)}
+    changed = positive_page().replace("不少于500TB".encode("gb18030"), "不少于800TB".encode("gb18030"))
+    result = monitor.ingest(RawPage(url="http://127.0.0.1/cggg/zygg/gkzb/202611/t20261101_1.htm", body=changed))
+    after = {c.text: c.id for c in monitor.store.chunks_for(first.doc_id or 0)}
+    assert monitor.embedded == len(set(after) - set(before)) >= 1  # only the changed row is embedded
+    assert all(after[text] == before[text] for text in set(after) & set(before))  # kept rows keep their ids
+    assert len(monitor.vectors) == len(after) and "police-us-tech-procurement" in result.flagged
+    # The same passages on another page are not embedded again either.
+    monitor.ingest(RawPage(url="http://127.0.0.1/copy.htm", body=changed))
+    assert monitor.embedded == len(set(after) - set(before))
+    monitor.close()

@@ -1,0 +1,169 @@
+"""Two crawler processes share one Redis frontier on a 2,000-page loopback site.
+
+One of them is stopped mid-crawl and restarted: with SIGTERM (drain) no page is fetched twice
+and none is missed; with SIGKILL none is missed and only what it held in flight is fetched again.
+The crawlers are the real ``scrapy crawl site`` on the real Redis; the site counts every GET.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from crawlers.frontier import FrontierKeys
+from loophole.config import Settings
+from tests.conftest import ROOT, cli_env
+from tests.services import REDIS_URL
+
+LISTS, PER_LIST = 20, 99          # 20 list pages + 1,980 detail pages = 2,000 pages
+SOURCE = "loadtest"
+NOTICE = "项目编号：LT-2026-001。采购人：某市公安局。预算金额：86.00万元。采购需求：视频分析服务器一批，详见附件。" * 8
+MAX_HELD = 64                     # generous bound on what one worker holds in flight (16 + scraper)
+
+
+class _CountingSite(BaseHTTPRequestHandler):
+    counts: Counter[str]
+    lock: threading.Lock
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        with self.lock:
+            self.counts[self.path] += 1
+        if self.path.startswith("/lists/"):
+            n = int(self.path.split("/")[-1].split(".")[0])
+            links = "".join(f'<li><a href="/p/{n}-{m}.html">公告 {n}-{m}</a></li>' for m in range(PER_LIST))
+            body = f"<html><head><title>列表 {n}</title></head><body><ul>{links}</ul></body></html>"
+        else:
+            body = f"<html><head><title>{self.path}</title></head><body><h1>公告 {self.path}</h1><p>{NOTICE}</p></body></html>"
+        data = body.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def all_pages() -> set[str]:
+    return {f"/lists/{n}.html" for n in range(LISTS)} | {f"/p/{n}-{m}.html" for n in range(LISTS)
+                                                          for m in range(PER_LIST)}
+
+
+@pytest.fixture
+def counting_site() -> Iterator[tuple[str, Counter[str]]]:
+    counts: Counter[str] = Counter()
+    handler = type("Handler", (_CountingSite,), {"counts": counts, "lock": threading.Lock()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", counts
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path, redis_prefix: str) -> dict[str, str]:
+    sources = {"sources": [{"id": SOURCE, "kind": "vendor", "spider": "site", "base_url": "http://loadtest.invalid",
+                            "start": [f"/lists/{n}.html" for n in range(LISTS)], "follow": ["/p/"]}]}
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(sources), encoding="utf-8")
+    config = {"sources_file": str(tmp_path / "sources.yaml"),
+              "crawl": {"frontier": "redis", "redis_url": REDIS_URL, "frontier_prefix": redis_prefix,
+                        "frontier_heartbeat_seconds": 2, "download_delay": 0, "obey_robots": False,
+                        "concurrent_requests_per_domain": 8}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return cli_env(tmp_path / "home", LOOPHOLE_CONFIG=str(tmp_path / "config.yaml"), PYTHONPATH=str(ROOT))
+
+
+def start_worker(env: dict[str, str], base_url: str, log: Path) -> subprocess.Popen:
+    # No item pipeline: this measures the frontier, not embedding; no AutoThrottle on loopback.
+    command = [sys.executable, "-m", "scrapy", "crawl", "site", "-a", f"source={SOURCE}", "-a", f"base_url={base_url}",
+               "-s", "ITEM_PIPELINES={}", "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "LOG_LEVEL=INFO"]
+    with log.open("wb") as stderr:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def wait_for(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s")
+        time.sleep(0.05)
+
+
+def dequeued(log: Path) -> int:
+    found = re.findall(r"'scheduler/dequeued/redis': (\d+)", log.read_text(encoding="utf-8", errors="replace"))
+    return int(found[-1]) if found else 0
+
+
+def crawl_with_one_stopped(tmp_path: Path, env: dict[str, str], base_url: str, counts: Counter[str],
+                           stop: signal.Signals) -> list[Path]:
+    logs = [tmp_path / name for name in ("a.log", "b.log", "a2.log")]
+    processes = [start_worker(env, base_url, logs[0]), start_worker(env, base_url, logs[1])]
+    try:
+        wait_for(lambda: sum(counts.values()) >= 500, timeout=90)
+        processes[0].send_signal(stop)
+        assert processes[0].wait(timeout=30) in (0, -signal.SIGKILL)
+        processes.append(start_worker(env, base_url, logs[2]))
+        for process, log in zip(processes[1:], logs[1:], strict=True):
+            assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return logs
+
+
+def assert_frontier_finished(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = FrontierKeys(f"{prefix}:{SOURCE}", "")
+    assert client.zcard(keys.queue) == 0
+    assert client.scard(keys.owners) == 0
+    assert not client.exists(keys.dupefilter), "a finished crawl clears its duplicate filter"
+    client.close()
+
+
+@pytest.mark.slow
+def test_drained_worker_restarts_nothing_fetched_twice_nothing_missed(
+        tmp_path: Path, worker_env: dict[str, str], counting_site: tuple[str, Counter[str]], redis_prefix: str) -> None:
+    base_url, counts = counting_site
+    logs = crawl_with_one_stopped(tmp_path, worker_env, base_url, counts, signal.SIGTERM)
+    assert set(counts) == all_pages(), f"missed {len(all_pages() - set(counts))}, extra {set(counts) - all_pages()}"
+    assert [path for path, n in counts.items() if n > 1] == []
+    shares = [dequeued(log) for log in logs]
+    assert all(share > 0 for share in shares), shares  # all three processes took part
+    assert sum(shares) == len(all_pages())
+    assert_frontier_finished(redis_prefix)
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_nothing(tmp_path: Path, worker_env: dict[str, str],
+                                     counting_site: tuple[str, Counter[str]], redis_prefix: str) -> None:
+    base_url, counts = counting_site
+    crawl_with_one_stopped(tmp_path, worker_env, base_url, counts, signal.SIGKILL)
+    assert set(counts) == all_pages(), f"missed {len(all_pages() - set(counts))}"
+    refetched = sum(n - 1 for n in counts.values())
+    assert refetched <= MAX_HELD, refetched  # only what the killed worker held in flight
+
+
+def test_embedded_default_needs_no_redis() -> None:
+    from crawlers.frontier import frontier_settings
+
+    assert frontier_settings(Settings()) == {}
+    redis_settings = frontier_settings(Settings.model_validate({"crawl": {"frontier": "redis"}}))
+    assert redis_settings["SCHEDULER"] == "crawlers.frontier.ReliableScheduler"
