@@ -42,6 +42,14 @@ class CrawlSettings(_Section):
     max_page_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     timeout_seconds: int = Field(30, ge=1)
     retry_times: int = Field(3, ge=0)
+    # Attachments (tender documents) are often larger than pages; past this they are skipped.
+    max_attachment_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_attachments_per_page: int = Field(10, ge=0)
+    # Block pages: after this many in one run the source stops and backs off until the next
+    # run at least ``block_backoff_minutes`` later; a Retry-After longer than the cap is not waited for.
+    block_threshold: int = Field(3, ge=1)
+    block_backoff_minutes: int = Field(360, ge=0)
+    max_retry_after_seconds: int = Field(300, ge=0)
 
 
 class BrowserSettings(_Section):

@@ -1,40 +1,111 @@
-"""The source registry (seeds/sources.yaml): what to crawl, with which spider, how politely."""
+"""The source registry (seeds/sources.yaml): what to crawl, with which spider, how politely.
+
+Every entry is validated on load; an error names the file, the source (by index and id)
+and the field, so a typo in one source never silently drops it.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loophole.config import ConfigError, read_yaml_mapping
 
+SourceKind = Literal["procurement", "vendor", "marketplace", "reseller", "news"]
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
-class Source(BaseModel):
+
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Politeness(_Strict):
+    """Per-source overrides of the global politeness defaults (None: keep the default)."""
+
+    download_delay: float | None = Field(None, ge=0)
+    concurrency: int | None = Field(None, ge=1)
+    obey_robots: bool | None = None
+    autothrottle: bool | None = None
+
+    def scrapy_settings(self) -> dict[str, Any]:
+        names = {"download_delay": "DOWNLOAD_DELAY", "concurrency": "CONCURRENT_REQUESTS_PER_DOMAIN",
+                 "obey_robots": "ROBOTSTXT_OBEY", "autothrottle": "AUTOTHROTTLE_ENABLED"}
+        return {names[key]: value for key, value in self.model_dump().items() if value is not None}
+
+
+class Search(_Strict):
+    """Keyword search on the source: fixed terms plus, optionally, every watchlist vendor name."""
+
+    terms: list[str] = []
+    watchlist_types: list[str] = []        # entity types from the watchlist whose names are searched
+    days: int = Field(30, ge=1, le=3650)   # date range ending today
+    params: dict[str, str] = {}            # extra query parameters (notice type, category, ...)
+
+
+class Source(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: str = ""
-    kind: Literal["procurement", "vendor", "marketplace", "reseller", "news"]
+    kind: SourceKind
     spider: str
-    base_url: str
-    start: list[str] = Field(min_length=1)
+    base_url: str = Field(pattern=r"^https?://[^/\s]+")
+    start: list[str] = []                  # start paths (list pages, index pages)
+    seeds_file: str | None = None          # more start URLs, one a line (relative to sources.yaml)
+    search: Search | None = None
     follow: list[str] = []                 # path prefixes a site spider may follow
     browser: bool = False
-    schedule: str = "0 6 * * *"            # cron, in the scheduler's time zone
+    schedule: str = "0 6 * * *"            # cron (minute hour day month weekday) ...
+    timezone: str = "Asia/Shanghai"        # ... in this time zone (the portals' own clock)
     allowed_domains: list[str] = []
-    download_delay: float | None = None    # None: the global politeness default
+    politeness: Politeness = Politeness()
+    options: dict[str, Any] = {}           # spider-specific settings (documented in each spider)
     demo: bool = False                     # part of the local mock web served by `loophole demo`
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parts = value.split()
+        if len(parts) != 5 or not all(_CRON_FIELD.match(part) for part in parts):
+            raise ValueError(f"expected a 5-field cron expression (minute hour day month weekday), got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _has_entry_point(self) -> Source:
+        if not (self.start or self.search or self.seeds_file):
+            raise ValueError("needs start paths, a search or a seeds_file")
+        return self
 
     def domains_for(self, base_url: str) -> list[str]:
         """The configured domains plus the host actually crawled (a mirror or a test server)."""
         return sorted({urlsplit(base_url).hostname or "", *self.allowed_domains} - {""})
 
 
-class SourcesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SourcesFile(_Strict):
     sources: list[Source]
+
+
+def _where(path: Path, data: dict, loc: tuple) -> str:
+    """``file: source #2 (id=ccgp) field schedule`` from a pydantic error location."""
+    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+        entries = data.get("sources") or []
+        entry = entries[loc[1]] if loc[1] < len(entries) and isinstance(entries[loc[1]], dict) else {}
+        field = ".".join(map(str, loc[2:])) or "(entry)"
+        return f"source #{loc[1] + 1} (id={entry.get('id', '?')}) field {field}"
+    return f"field {'.'.join(map(str, loc))}"
 
 
 @lru_cache(maxsize=4)
@@ -43,10 +114,21 @@ def load_sources(path: Path) -> dict[str, Source]:
     try:
         parsed = SourcesFile.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(f"field {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        details = "; ".join(f"{_where(path, data, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise ConfigError(f"{path}: {details}") from exc
     ids = [source.id for source in parsed.sources]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise ConfigError(f"{path}: duplicate source ids: {', '.join(sorted(duplicates))}")
+    for source in parsed.sources:
+        if source.seeds_file and not (path.parent / source.seeds_file).is_file():
+            raise ConfigError(f"{path}: source {source.id} field seeds_file: no such file {source.seeds_file}")
     return {source.id: source for source in parsed.sources}
+
+
+def seed_urls(sources_path: Path, source: Source) -> list[str]:
+    """URLs from the source's seeds file: one a line, ``#`` comments and blank lines skipped."""
+    if not source.seeds_file:
+        return []
+    lines = (sources_path.parent / source.seeds_file).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
