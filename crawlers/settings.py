@@ -31,7 +31,11 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
 
 DOWNLOADER_MIDDLEWARES = {
+    # Closest to the download, so a block page is dropped before any other middleware sees it.
     "crawlers.middlewares.BlockPageMiddleware": 950,
+    # Above RetryMiddleware (550): responses pass through it first, so the wait for Retry-After
+    # (and the host's back-off) happens before the retry is scheduled.
+    "crawlers.middlewares.RetryAfterMiddleware": 560,
 }
 ITEM_PIPELINES = {
     "crawlers.pipelines.IngestPipeline": 300,

@@ -34,7 +34,8 @@ _AMOUNT = re.compile(
     r"[（(]?(?P<unit>万元|亿元|元|million|万)?",
     re.IGNORECASE,
 )
-_MONEY = re.compile(r"(?P<cur>[￥¥$]|USD|HKD|US\$)?\s*(?P<num>[0-9][0-9,]*(?:\.[0-9]+)?)\s*[（(]?(?P<unit>万元|亿元|元|万)?")
+_MONEY = re.compile(r"(?P<cur>[￥¥$]|USD|HKD|US\$)?\s*(?P<num>[0-9][0-9,]*(?:\.[0-9]+)?)\s*"
+                    r"[（(]?(?P<unit>万元|亿元|元|万)?")
 # Most specific first: "公开招标中标公告" is an award, "中标结果更正公告" an amendment.
 _NOTICE_TYPES = (
     ("采购意向", "planning"), ("更正", "tenderAmendment"), ("变更", "tenderAmendment"),
@@ -59,7 +60,8 @@ _DATE_FIELDS = {"date_published", "tender_open_date", "first_published", "amendm
 _ITEM_COLUMNS = (("supplier", ("供应商名称", "中标人名称", "成交供应商")),
                  ("name", ("货物名称", "标的名称", "品目名称", "服务名称", "采购内容")), ("brand", ("品牌",)),
                  ("model", ("型号",)), ("quantity", ("数量",)), ("unit_price", ("单价",)),
-                 ("award", ("中标金额", "成交金额")), ("budget", ("采购预算", "预算")), ("lot", ("包号", "标项", "包组")))
+                 ("award", ("中标金额", "成交金额")), ("budget", ("采购预算", "预算")),
+                 ("lot", ("包号", "标项", "包组")))
 
 
 @dataclass

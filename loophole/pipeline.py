@@ -136,9 +136,9 @@ class Monitor:
         attachments = save_attachments(raw.attachments, self.settings.snapshot_dir)
         for attachment in attachments:
             if attachment.sha256:
+                fetched_at = attachment.fetched_at or raw.fetched_at
                 self._save_snapshot(RawPage(url=attachment.url, body=b"", headers=attachment.headers,
-                                            fetched_at=attachment.fetched_at or raw.fetched_at, render_mode="attachment",
-                                            source=raw.source),
+                                            fetched_at=fetched_at, render_mode="attachment", source=raw.source),
                                     attachment.sha256, attachment.path, attachment.size)
         fields = {**page.fields, **raw.fields}
         if attachments:

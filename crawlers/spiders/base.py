@@ -180,7 +180,7 @@ class SourceSpider(scrapy.Spider):
     def _attachment_failed(self, failure: Failure) -> Any:
         request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
-        error = failure.getErrorMessage() or failure.type.__name__
+        error = failure.getErrorMessage() or repr(failure.value)
         log.warning("attachment not fetched: %s (%s): %s", meta["name"], request.url, error)
         self.crawler.stats.inc_value("attachments/failed")
         meta["item"]["attachments"].append({"url": request.url, "name": meta["name"], "error": error})

@@ -24,8 +24,9 @@ def spider_class(source: Source) -> type[SourceSpider]:
     """The spider class bound to ``source`` (a subclass named after it when ids differ)."""
     try:
         base = SPIDERS[source.spider]
-    except KeyError:
-        raise ConfigError(f"source {source.id}: unknown spider {source.spider!r}; known: {', '.join(SPIDERS)}")
+    except KeyError as exc:
+        known = ", ".join(SPIDERS)
+        raise ConfigError(f"source {source.id}: unknown spider {source.spider!r}; known: {known}") from exc
     if source.id == base.name:
         return base
     name = "".join(part.title() for part in source.id.replace("-", "_").split("_")) + "Spider"
