@@ -135,7 +135,7 @@ class SavedAttachment:
     def record(self) -> dict[str, Any]:
         """The JSON kept in the document's fields (no body, no text)."""
         keys = ("url", "name", "sha256", "size", "format", "chars", "error")
-        return {key: getattr(self, key) for key in keys if getattr(self, key) not in ("", None)}
+        return {key: getattr(self, key) for key in keys if getattr(self, key) not in ("", None, 0)}
 
 
 def save_attachments(raw: list[dict[str, Any]], snapshot_dir: Path) -> list[SavedAttachment]:

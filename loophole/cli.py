@@ -82,23 +82,27 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
 
 
 @app.command()
-def crawl(source: Annotated[str, typer.Argument(help="Source id from seeds/sources.yaml.")],
+def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seeds/sources.yaml (run together).")],
           base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror with the same paths.")] = None,
           limit: Annotated[int | None, typer.Option("--limit", help="Fetch at most this many content pages.")] = None,
           delay: Annotated[float | None, typer.Option("--delay", help="Seconds between requests per host.")] = None,
           force: Annotated[bool, typer.Option("--force", help="Crawl even while backing off after block pages.")]
           = False,
           ) -> None:
-    """Crawl one source and run what it fetched through the chain."""
+    """Crawl sources (concurrently, in one process) and run what they fetched through the chain."""
     from loophole.crawl import CrawlJob, run_crawl
     from loophole.sources import load_sources
 
     settings = _settings()
-    sources = load_sources(settings.sources_file)
-    if source not in sources:
-        raise _fail(f"unknown source {source!r}; known: {', '.join(sources)}")
+    try:
+        sources = load_sources(settings.sources_file)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    unknown = [name for name in source if name not in sources]
+    if unknown:
+        raise _fail(f"unknown source {', '.join(map(repr, unknown))}; known: {', '.join(sources)}")
     overrides = {"DOWNLOAD_DELAY": delay} if delay is not None else {}
-    stats = run_crawl(settings, [CrawlJob(sources[source], base_url, limit, force)], overrides)
+    stats = run_crawl(settings, [CrawlJob(sources[name], base_url, limit, force) for name in source], overrides)
     _print_crawl_table(stats)
 
 

@@ -58,6 +58,7 @@ def backoff_until(store: Store, source_id: str, now: datetime | None = None) -> 
 
 
 def _runnable(settings: Settings, jobs: list[CrawlJob]) -> tuple[list[CrawlJob], list[dict]]:
+    settings.ensure_dirs()
     store = Store(settings.db_url)
     try:
         waiting = {job.source.id: backoff_until(store, job.source.id) for job in jobs if not job.force}

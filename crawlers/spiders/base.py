@@ -76,9 +76,14 @@ class SourceSpider(scrapy.Spider):
         base, target = urlsplit(self.base_url), urlsplit(url)
         return urlunsplit((base.scheme, base.netloc, target.path, target.query, ""))
 
+    def on_site(self, url: str) -> bool:
+        """The URL's host is one of the source's domains (or a subdomain); ports do not matter."""
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == domain or host.endswith("." + domain) for domain in self.allowed_domains)
+
     def start_urls_for_source(self) -> Iterable[str]:
         yield from (self.url(path) for path in self.source.start)
-        yield from seed_urls(self.config.sources_file, self.source)
+        yield from (self.on_mirror(url) for url in seed_urls(self.config.sources_file, self.source))
 
     def search_terms(self) -> list[str]:
         """The source's fixed terms plus the names of watchlist entities of the configured types."""
@@ -110,6 +115,7 @@ class SourceSpider(scrapy.Spider):
 
     @cached_property
     def store(self) -> Store:
+        self.settings_obj.ensure_dirs()  # the first run of a fresh data directory starts here
         return Store(self.settings_obj.db_url)
 
     def known(self, url: str) -> bool:
@@ -158,7 +164,11 @@ class SourceSpider(scrapy.Spider):
         A failed or oversized download is recorded on the item with the error; it never
         loses the notice.
         """
-        return self._next_attachment(item, list(links))
+        allowed = [(url, name) for url, name in links if self.on_site(url)]
+        if len(allowed) < len(links):
+            # dont_filter below also skips Scrapy's offsite check, so it is done here.
+            self.crawler.stats.inc_value("attachments/offsite", len(links) - len(allowed))
+        return self._next_attachment(item, allowed)
 
     def _next_attachment(self, item: PageItem, pending: list[tuple[str, str]]) -> Any:
         if not pending:
@@ -166,6 +176,8 @@ class SourceSpider(scrapy.Spider):
         url, name = pending.pop(0)
         meta = {"item": item, "pending": pending, "name": name,
                 "download_maxsize": self.settings_obj.crawl.max_attachment_bytes}
+        # dont_filter: an attachment shared by two notices must still reach the second one's
+        # callback, or that notice would wait forever and never be stored.
         return scrapy.Request(url, callback=self._attachment_done, errback=self._attachment_failed,
                               meta=meta, dont_filter=True)
 

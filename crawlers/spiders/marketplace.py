@@ -64,12 +64,13 @@ def listing_fields(page: Selector) -> dict[str, Any]:
     fields: dict[str, Any] = _labelled_values(page)
     fields["offer"] = _clean(page.css("h1").xpath("string()").get(""))
     if "publisher" not in fields:
-        publisher = page.css(".publisher strong::text, .publisher::text").get()
+        publisher = page.css(".publisher strong::text").get() or page.css(".publisher::text").get()
         if publisher:
             fields["publisher"] = _clean(publisher.removeprefix("By "))
     for name in ("regions", "deployable_on", "categories", "industries"):
         if name in fields:
-            fields[name] = [part.strip() for part in re.split(r"[;,](?![^()]*\))", fields[name]) if part.strip()]
+            parts = re.split(r"[;,](?![^()]*\))", fields[name])
+            fields[name] = [part.strip().rstrip(".") for part in parts if part.strip().rstrip(".")]
     plans = _plans(page)
     if plans:
         fields["plans"] = plans

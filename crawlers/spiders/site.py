@@ -16,20 +16,18 @@ class SiteSpider(SourceSpider):
     name = "site"
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        """A start page: follow its links under the source's path prefixes; a seed page with
-        nothing to follow (a single reseller ad) is itself the content."""
-        prefixes = self.source.follow or ["/"]
+        """A start page: follow its links under the source's ``follow`` path prefixes. Without
+        ``follow`` (a seed list of single reseller ads) the start page is itself the content."""
+        if not self.source.follow:
+            yield self.page_item(response)
+            return
         starts = set(self.start_urls_for_source())
-        followed = 0
         for href in response.css("a::attr(href)").getall():
             url = response.urljoin(href).split("#")[0]
             path = urlsplit(url).path
             if url in starts or not url.startswith(("http://", "https://")) \
-                    or not any(path.startswith(prefix) for prefix in prefixes):
+                    or not any(path.startswith(prefix) for prefix in self.source.follow):
                 continue
-            followed += 1
             request = self.detail_request(url)
             if request is not None:
                 yield request
-        if not followed and not self.source.follow:
-            yield self.page_item(response)
