@@ -35,6 +35,13 @@ def _slow_down(crawler: Any, request: Request, delay: float) -> None:
         slot.delay = min(max(slot.delay, delay), MAX_SLOT_DELAY)
 
 
+def _is_json(response: TextResponse) -> bool:
+    """A JSON API answer: a short one (no results) is not an empty shell; an HTML block page
+    served in its place is still checked."""
+    content_type = (response.headers.get("Content-Type") or b"").lower()
+    return b"json" in content_type or response.text.lstrip()[:1] in ("{", "[")
+
+
 class BlockPageMiddleware:
     """Portals answer crawlers with HTTP 200 block pages; such a page is never content.
 
@@ -55,9 +62,10 @@ class BlockPageMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if response.status != 200 or not isinstance(response, TextResponse) or request.meta.get("allow_short"):
+        if response.status != 200 or not isinstance(response, TextResponse) or request.meta.get("allow_short") \
+                or _is_json(response):
             return response
-        page = Selector(text=response.text)
+        page = Selector(text=response.text, type="html")
         text = visible_text(page)
         reason = block_reason(text, page.css("title::text").get(default=""))
         if reason:

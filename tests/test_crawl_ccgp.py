@@ -126,7 +126,9 @@ def test_evidence_bundle_round_trips(crawled: tuple[Mirror, Path, Path, str], tm
         extracted = json.loads(archive.read("extracted.json"))
         assert extracted["fields"]["project_no"] == "0701-264106070107"
     assert loophole(["evidence", "--verify", str(bundle)], home, config).returncode == 0
-    with zipfile.ZipFile(bundle, "a") as archive:  # tamper: replace the page with other bytes
-        archive.writestr(page["path"], b"<html>edited</html>")
-    tampered = loophole(["evidence", "--verify", str(bundle)], home, config)
+    edited = tmp_path / "edited.zip"  # tamper: the same bundle with the page's bytes changed
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(edited, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, b"<html>edited</html>" if name == page["path"] else source.read(name))
+    tampered = loophole(["evidence", "--verify", str(edited)], home, config)
     assert tampered.returncode == 1 and "does not match" in tampered.stderr + tampered.stdout
