@@ -41,7 +41,8 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
     project.setmodule("crawlers.settings", priority="project")
     project.set("LOOPHOLE_SETTINGS", settings)
     for key, value in (overrides or {}).items():
-        project.set(key, value)
+        # Above "spider" priority: a run's explicit overrides beat a source's politeness settings.
+        project.set(key, value, priority="cmdline")
     return project
 
 

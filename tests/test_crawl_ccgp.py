@@ -10,13 +10,17 @@ evidence bundle that round-trips.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from parsel import Selector
 
+from loophole.config import SEEDS_DIR
+from loophole.sources import load_sources
 from tests.conftest import REAL_CORPUS, needs
 from tests.crawl_mirror import Mirror, documents, fast_config, loophole, minimal_pdf, serve_mirror
 
@@ -42,9 +46,30 @@ def _download(query: dict[str, list[str]], _body: bytes) -> tuple[int, dict[str,
     return 404, {}, b""
 
 
+SEARCH_PAGE = """<html><head><meta charset="utf-8"><title>中国政府采购网 搜索</title></head><body>
+<div class="vT_z">中国政府采购网 全文检索 政府采购公告 搜索结果 检索条件：{kw}，共找到 {n} 条内容</div>
+<ul class="vT-srch-result-list-bid">{items}</ul><p class="pager"><script>Pager({{size:{size}, current:{page}}});</script></p>
+</body></html>"""
+KNOWN_FROM_LIST = "/cggg/zygg/qtgg/202607/t20260703_26871783.htm"
+FOUND_BY_SEARCH = {("H100", "1"): ["/cggg/dfgg/gkzb/202611/t20261101_30000001.htm", KNOWN_FROM_LIST],
+                   ("A100", "1"): ["/cggg/dfgg/jzxcs/202611/t20261102_30000002.htm"],
+                   ("A100", "2"): ["/cggg/dfgg/dylygg/202611/t20261103_30000003.htm"]}
+
+
+def _search(query: dict[str, list[str]], _body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """bxsearch: results for H100 (one page, one of them known) and A100 (two pages); none otherwise."""
+    kw, page = query["kw"][0], query["page_index"][0]
+    links = FOUND_BY_SEARCH.get((kw, page), [])
+    items = "".join(f'<li><a href="http://www.ccgp.gov.cn{path}">公告</a></li>' for path in links)
+    body = SEARCH_PAGE.format(kw=kw, n=len(links), items=items, size=2 if kw == "A100" else 1, page=page)
+    return 200, {"Content-Type": "text/html; charset=utf-8"}, body.encode("utf-8")
+
+
 def build_mirror() -> Mirror:
     """The real list at /cggg/zygg/index.htm; its 20 links served by the 8 real detail pages."""
-    mirror = Mirror(routes={"/oss/download": _download})
+    mirror = Mirror(routes={"/oss/download": _download, "/bxsearch": _search})
+    for path in [p for pages in FOUND_BY_SEARCH.values() for p in pages if p != KNOWN_FROM_LIST]:
+        mirror.files[path] = SINGLE_SOURCE.read_bytes()
     mirror.files["/cggg/zygg/index.htm"] = LIST.read_bytes()
     mirror.files["/cggg/zygg/index_1.htm"] = PAGE_TWO.encode("utf-8")
     hrefs = Selector(text=LIST.read_text(encoding="utf-8")).css("ul.c_list_bid li > a::attr(href)").getall()
@@ -70,7 +95,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mirror, 
 def test_every_detail_page_is_stored_with_its_fields(crawled: tuple[Mirror, Path, Path, str]) -> None:
     mirror, home, config, _ = crawled
     docs = {d["url"].removeprefix(mirror.base_url): d for d in documents(home, config, "ccgp")}
-    detail_paths = [p for p in mirror.files if "/t2026" in p]
+    detail_paths = [p for p in mirror.files if "/t2026" in p and "/t202611" not in p]  # not the search-only ones
     assert sorted(docs) == sorted(detail_paths)
     single = docs["/cggg/zygg/qtgg/202607/t20260703_26871783.htm"]
     fields = single["fields"]
@@ -132,3 +157,21 @@ def test_evidence_bundle_round_trips(crawled: tuple[Mirror, Path, Path, str], tm
             target.writestr(name, b"<html>edited</html>" if name == page["path"] else source.read(name))
     tampered = loophole(["evidence", "--verify", str(edited)], home, config)
     assert tampered.returncode == 1 and "does not match" in tampered.stderr + tampered.stdout
+
+
+def test_keyword_search_for_watch_terms(crawled: tuple[Mirror, Path, Path, str]) -> None:
+    mirror, home, config, _ = crawled
+    before = len(mirror.log)
+    completed = loophole(["crawl", "ccgp-search", "--base-url", mirror.base_url, "--delay", "0"], home, config)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    searches = [parse_qs(urlsplit(t).query) for _, t in mirror.log[before:] if t.startswith("/bxsearch")]
+    terms = load_sources(SEEDS_DIR / "sources.yaml")["ccgp-search"].search.terms  # type: ignore[union-attr]
+    assert {q["kw"][0] for q in searches} == set(terms)
+    first = searches[0]
+    assert re.fullmatch(r"20\d\d:\d\d:\d\d", first["start_time"][0]) and first["timeType"] == ["6"]
+    assert first["bidType"] == ["0"] and first["pinMu"] == ["0"] and first["bidSort"] == ["0"]
+    pages = sorted((q["kw"][0], q["page_index"][0]) for q in searches if q["kw"][0] in ("H100", "A100"))
+    assert pages == [("A100", "1"), ("A100", "2"), ("H100", "1")]  # H100's page held a known notice: no page 2
+    fetched = [t for _, t in mirror.log[before:] if t.startswith("/cggg/")]
+    assert sorted(fetched) == sorted(p for pages in FOUND_BY_SEARCH.values() for p in pages if p != KNOWN_FROM_LIST)
+    assert len(documents(home, config, "ccgp-search")) == 3
