@@ -24,6 +24,15 @@ from loophole.sources import load_sources
 from tests.conftest import REAL_CORPUS, needs
 from tests.crawl_mirror import Mirror, documents, fast_config, loophole, minimal_pdf, serve_mirror
 
+stored_docs: dict[Path, list[dict]] = {}
+
+
+def ccgp_docs(home: Path, config: Path) -> list[dict]:
+    """The first crawl's documents, read once (each read is a CLI subprocess)."""
+    if home not in stored_docs:
+        stored_docs[home] = documents(home, config, "ccgp")
+    return stored_docs[home]
+
 CCGP = REAL_CORPUS / "procurement" / "ccgp"
 LIST = CCGP / "list" / "ccgp_zygg_list_202607_compass.html"
 SINGLE_SOURCE = CCGP / "detail" / "ccgp_qtgg_dyly_20260703_26871783_compass.html"
@@ -94,7 +103,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mirror, 
 
 def test_every_detail_page_is_stored_with_its_fields(crawled: tuple[Mirror, Path, Path, str]) -> None:
     mirror, home, config, _ = crawled
-    docs = {d["url"].removeprefix(mirror.base_url): d for d in documents(home, config, "ccgp")}
+    docs = {d["url"].removeprefix(mirror.base_url): d for d in ccgp_docs(home, config)}
     detail_paths = [p for p in mirror.files if "/t2026" in p and "/t202611" not in p]  # not the search-only ones
     assert sorted(docs) == sorted(detail_paths)
     single = docs["/cggg/zygg/qtgg/202607/t20260703_26871783.htm"]
@@ -113,7 +122,7 @@ def test_every_detail_page_is_stored_with_its_fields(crawled: tuple[Mirror, Path
 
 def test_attachments_are_fetched_by_uuid_and_indexed_with_the_notice(crawled: tuple[Mirror, Path, Path, str]) -> None:
     mirror, home, config, output = crawled
-    award = next(d for d in documents(home, config, "ccgp") if d["title"].startswith("中国医学科学院北京协和医院"))
+    award = next(d for d in ccgp_docs(home, config) if d["title"].startswith("中国医学科学院北京协和医院"))
     attachments = {a["name"]: a for a in award["fields"]["attachments"]}
     pdf = attachments["检验科设备购置-第3包-发售稿.pdf"]
     assert pdf["format"] == "pdf" and pdf["chars"] > 10 and len(pdf["sha256"]) == 64
@@ -137,7 +146,7 @@ def test_second_run_fetches_nothing_new(crawled: tuple[Mirror, Path, Path, str])
 
 def test_evidence_bundle_round_trips(crawled: tuple[Mirror, Path, Path, str], tmp_path: Path) -> None:
     _, home, config, _ = crawled
-    award = next(d for d in documents(home, config, "ccgp") if d["title"].startswith("中国医学科学院北京协和医院"))
+    award = next(d for d in ccgp_docs(home, config) if d["title"].startswith("中国医学科学院北京协和医院"))
     bundle = tmp_path / "evidence.zip"
     written = loophole(["evidence", str(award["id"]), "--out", str(bundle)], home, config)
     assert written.returncode == 0, written.stderr
