@@ -176,7 +176,7 @@ def docs(source: Annotated[str | None, typer.Option(help="Only this source.")] =
 
     store = Store(_settings().db_url)
     rows = [{"id": d.id, "url": d.url, "source": d.source, "title": d.title, "kind": d.kind, "lang": d.lang,
-             "date": d.published, "encoding": d.encoding, "fields": d.fields,
+             "date": d.published, "encoding": d.encoding, "fields": d.fields, "process_id": d.process_id,
              "entities": [e["name"] for e in d.entities or []], "chars": len(d.text)}
             for d in store.documents(source)]
     if as_json:
