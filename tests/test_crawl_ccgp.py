@@ -117,7 +117,7 @@ def test_every_detail_page_is_stored_with_its_fields(crawled: tuple[Mirror, Path
     assert fields["region"] == "沈阳市" and fields["notice_type"] == "tender"
     assert fields["scope"] == "central" and fields["channel"] == "其他公告"
     assert fields["items"][0]["name"] == "球差原位透射电镜"
-    assert fields["process_id"].startswith("proc-")
+    assert fields["process_id"].startswith("proc-") and single["process_id"] == fields["process_id"]
 
 
 def test_attachments_are_fetched_by_uuid_and_indexed_with_the_notice(crawled: tuple[Mirror, Path, Path, str]) -> None:
