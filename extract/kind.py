@@ -47,6 +47,11 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("think tank", 2), ("policy brief", 3), ("client alert", 3), ("reuters", 2), ("bloomberg", 1.5),
         ("researchers found", 2), ("the report", 1), ("lawmakers", 2), ("congress", 1), ("share this", 1),
         ("byline", 1), ("min read", 2), ("editor", 1), ("subscribe to our newsletter", 1),
+        # Reporting about a notice, not the notice: attribution and the right of reply.
+        ("request for comment", 3), ("declined to comment", 3), ("did not respond", 2), ("seen by", 2),
+        ("a copy of the notice", 3), ("said", 0.5), ("according to a", 1), ("legislators", 1.5),
+        ("置评", 3), ("未予回应", 3), ("接受采访", 2), ("消息人士", 2), ("分析师", 1.5), ("报道", 1),
+        ("据悉", 1.5), ("撰文", 2),
     ),
     "vendor-marketing": (
         ("解决方案", 1.5), ("产品", 0.5), ("联系销售", 2), ("了解更多", 1), ("客户案例", 1.5),

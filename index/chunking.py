@@ -63,3 +63,17 @@ def chunk_document(title: str, text: str) -> list[str]:
     chunks = [title.strip()] if title.strip() else []
     chunks.extend(sentence for sentence in split_sentences(text) if sentence != title.strip())
     return chunks
+
+
+def detection_passages(chunks: list[str]) -> list[str]:
+    """Units that join neighbouring evidence: each sentence with the next, and under the title.
+
+    Why: the decisive fact often spans two lines ("SenseFoundry Face API" in the title, "runs
+    on Google Cloud" in the body; a table header and its row). Sentences alone miss it and
+    whole pages dilute it; pairs and title-prefixed sentences catch it at little cost.
+    """
+    if len(chunks) < 2:
+        return []
+    pairs = [f"{chunks[i]} {chunks[i + 1]}" for i in range(len(chunks) - 1)]
+    titled = [f"{chunks[0]} | {sentence}" for sentence in chunks[2:]]  # chunks[0] + chunks[1] is a pair already
+    return pairs + titled

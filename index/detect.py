@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from extract.kind import EVIDENCE_KINDS
+from index.chunking import detection_passages
 from index.embed import Embedder
 from index.entities import EntityHit, fold
 from index.patterns import Pattern, PatternLibrary
@@ -23,6 +24,8 @@ DEFAULT_THRESHOLD = 0.62
 KEYWORD_BONUS = 0.12          # a sentence naming the pattern's cues is stronger evidence
 DOC_KEYWORD_BONUS = 0.08      # the rest of the page corroborating the decisive sentence
 COUNTER_PENALTY = 1.0         # how much being nearer a counter-example costs
+VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
+EVIDENCE_UNITS = 20           # units kept per alert, so a verdict covers all of a page's evidence
 
 
 @dataclass
@@ -31,6 +34,8 @@ class PatternVectors:
     examples: np.ndarray
     counters: np.ndarray
     keywords: list[str]
+    example_texts: list[str]
+    vetoes: np.ndarray        # units analysts dismissed for this pattern
 
 
 @dataclass
@@ -43,28 +48,57 @@ class PatternScore:
     reasons: dict = field(default_factory=dict)
 
 
+@dataclass
+class LearnedExamples:
+    """Analysts' verdicts turned into text: confirmed sentences join a pattern's examples,
+    dismissed ones its counter-examples, so a later page like a dismissed one loses."""
+
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    counter_examples: dict[str, list[str]] = field(default_factory=dict)
+
+
 class Detector:
     """Example vectors are computed once per library and model, then reused for every page."""
 
     def __init__(self, library: PatternLibrary, embedder: Embedder,
-                 thresholds: dict[str, float] | None = None) -> None:
+                 thresholds: dict[str, float] | None = None, learned: LearnedExamples | None = None) -> None:
         self.library = library
         self.embedder = embedder
         self.thresholds = thresholds or {}
+        self.learned = learned or LearnedExamples()
         self.vectors = [self._vectors_for(pattern) for pattern in library.patterns]
 
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return self.embedder.encode(texts)
+
     def _vectors_for(self, pattern: Pattern) -> PatternVectors:
-        examples = self.embedder.encode(pattern.examples)
-        counters = (self.embedder.encode(pattern.counter_examples) if pattern.counter_examples
-                    else np.zeros((0, self.embedder.dimension), dtype=np.float32))
-        return PatternVectors(pattern, examples, counters, [fold(k) for k in pattern.keywords])
+        examples = pattern.examples + self.learned.examples.get(pattern.id, [])
+        counters = pattern.counter_examples + self.learned.counter_examples.get(pattern.id, [])
+        vetoes = self._encode(self.learned.counter_examples.get(pattern.id, []))
+        return PatternVectors(pattern, self._encode(examples), self._encode(counters),
+                              [fold(k) for k in pattern.keywords], examples, vetoes)
 
     def threshold_for(self, pattern: Pattern) -> float:
-        return self.thresholds.get(pattern.id, pattern.threshold or DEFAULT_THRESHOLD)
+        """Calibrated threshold if there is one for this library and model, else the file's, else the default."""
+        if pattern.id in self.thresholds:
+            return self.thresholds[pattern.id]
+        return pattern.threshold or DEFAULT_THRESHOLD
+
+    def units(self, chunks: list[str], chunk_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Chunks plus their passages, with vectors: the chunk vectors are reused, passages embedded."""
+        passages = detection_passages(chunks)
+        if not passages:
+            return chunks, chunk_vectors
+        return chunks + passages, np.vstack([chunk_vectors, self.embedder.encode(passages)])
 
     def score(self, sentences: Sequence[str], vectors: np.ndarray, kind: str,
               entities: Sequence[EntityHit], lang: str = "und") -> list[PatternScore]:
-        """One score per pattern for a document given its sentence vectors.
+        """One score per pattern for a document given the vectors of its units.
+
+        Units are sentences and the passages built from them (index.chunking.detection_passages);
+        the best-scoring unit decides and is reported as the reason.
 
         The document's language is a pseudo entity type (``lang:zh``) so that a pattern can
         require a PRC tie that a Chinese-language page has without naming it.
@@ -80,20 +114,26 @@ class Detector:
         sentence_scores, nearest, keyword_hits = sentence_evidence(pv, folded, vectors)
         best = int(np.argmax(sentence_scores))
         doc_keywords = sorted({k for k in pv.keywords if any(k in text for text in folded)})
-        score = float(sentence_scores[best]) + DOC_KEYWORD_BONUS * min(len(doc_keywords), 4) / 4
+        doc_bonus = DOC_KEYWORD_BONUS * min(len(doc_keywords), 4) / 4
+        score = float(sentence_scores[best]) + doc_bonus
+        threshold = self.threshold_for(pv.pattern)
+        ranked = np.argsort(-sentence_scores)[:EVIDENCE_UNITS]
+        strong = [i for i in ranked if sentence_scores[i] + doc_bonus >= threshold]
         reasons = {
+            "evidence": [sentences[i] for i in strong] or [sentences[best]],
             "sentence_similarity": round(float(sentence_scores[best]), 4),
             "keywords": doc_keywords[:12],
             "sentence_keywords": keyword_hits[best],
             "kind": kind,
+            "threshold": round(threshold, 4),
         }
-        flagged = score >= self.threshold_for(pv.pattern)
+        flagged = score >= threshold
         blocker = gate(pv.pattern, kind, entity_types)
         if blocker:
             reasons["suppressed"] = blocker
             flagged = False
         return PatternScore(pv.pattern.id, round(score, 4), flagged, sentences[best],
-                            pv.pattern.examples[nearest[best]], reasons)
+                            pv.example_texts[nearest[best]], reasons)
 
 
 def sentence_evidence(pv: PatternVectors, folded: Sequence[str],
@@ -109,13 +149,18 @@ def sentence_evidence(pv: PatternVectors, folded: Sequence[str],
         penalty = np.zeros_like(best_positive)
     keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
     bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 for hits in keyword_hits], dtype=np.float32)
-    return best_positive + bonus - penalty, nearest, keyword_hits
+    scores = best_positive + bonus - penalty
+    if len(pv.vetoes):
+        scores[(vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY] = 0.0
+    return scores, nearest, keyword_hits
 
 
 def gate(pattern: Pattern, kind: str, entity_types: set[str]) -> str | None:
     """Why the pattern may not fire on this document at all, or None."""
     if kind not in EVIDENCE_KINDS:
         return f"not a primary source (kind: {kind})"
+    if pattern.kinds and kind not in pattern.kinds:
+        return f"pattern applies to {', '.join(pattern.kinds)}, not {kind}"
     for condition in pattern.requires:
         if not entity_types.intersection(condition):
             return "no mention of any of: " + ", ".join(condition)

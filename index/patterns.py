@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from extract.kind import EVIDENCE_KINDS
 from loophole.config import ConfigError, read_yaml_mapping
 
 
@@ -27,7 +28,18 @@ class Pattern(BaseModel):
     counter_examples: list[str] = []
     keywords: list[str] = []
     requires: list[list[str]] = []
-    threshold: float | None = None
+    # Document kinds this pattern can be evidence in (empty: every primary-source kind). A
+    # pattern defined by who *procures* something is only evidenced by procurement notices.
+    kinds: list[str] = []
+    threshold: float | None = Field(None, gt=0, lt=2)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, values: list[str]) -> list[str]:
+        unknown = sorted(set(values) - EVIDENCE_KINDS)
+        if unknown:
+            raise ValueError(f"unknown or non-evidence kind(s) {unknown}; use {sorted(EVIDENCE_KINDS)}")
+        return values
 
     @field_validator("examples", "counter_examples", "keywords")
     @classmethod

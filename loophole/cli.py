@@ -234,14 +234,14 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
                  as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
                  ) -> None:
     """Score a labelled folder (in a temporary data directory; your data is untouched)."""
-    from loophole.evaluate import evaluate, misclassified
+    from loophole.evaluate import evaluate, misclassified, misclassified_rows
 
     try:
         result, outcomes = evaluate(folder, _settings(), patterns or [], progress=not as_json)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False))
+        typer.echo(json.dumps({**result, "misclassified": misclassified_rows(outcomes)}, ensure_ascii=False))
         return
     _print_eval(result, misclassified(outcomes))
 
@@ -262,6 +262,55 @@ def _print_eval(result: dict, wrong: list) -> None:
                   f"predicted {sorted(outcome.predicted)}", highlight=False)
         for pid, why in outcome.evidence.items():
             out.print(f"    {pid}: {why}", highlight=False, markup=False)
+
+
+@app.command()
+def feedback(doc_id: Annotated[int, typer.Argument(help="Document id (see `loophole docs`).")],
+             confirm: Annotated[bool, typer.Option("--confirm", help="The page is evidence.")] = False,
+             dismiss: Annotated[bool, typer.Option("--dismiss", help="The page is not evidence.")] = False,
+             pattern: Annotated[str | None, typer.Option("--pattern", help="Only this pattern.")] = None,
+             note: Annotated[str, typer.Option(help="Why, for the alert's history.")] = "") -> None:
+    """Record a verdict; it becomes an example or counter-example and moves the next calibration."""
+    from index.feedback import FeedbackError, record_feedback
+    from index.store import Store
+
+    if confirm == dismiss:
+        raise _fail("give exactly one of --confirm or --dismiss")
+    settings = _settings()
+    settings.ensure_dirs()
+    store = Store(settings.db_url)
+    try:
+        record_feedback(store, doc_id, "confirm" if confirm else "dismiss", pattern, note)
+    except FeedbackError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        store.close()
+    typer.echo(f"recorded: document {doc_id} {'confirmed' if confirm else 'dismissed'}"
+               + (f" for {pattern}" if pattern else ""))
+
+
+@app.command()
+def calibrate(folders: Annotated[list[Path] | None,
+                                typer.Argument(help="Labelled folders (pages + labels.jsonl).")] = None,
+              use_feedback: Annotated[bool, typer.Option("--feedback/--no-feedback",
+                                                         help="Also learn from recorded verdicts.")] = True,
+              out: Annotated[Path | None, typer.Option(help="Where to write (default: HOME/calibration.yaml).")] = None,
+              ) -> None:
+    """Fit per-pattern thresholds (with 5-fold cross-validation) for this library and model."""
+    from loophole.calibrate import run_calibration
+
+    settings = _settings()
+    try:
+        calibration, path = run_calibration(settings, folders or [], use_feedback, out)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    cv = calibration.cross_validation
+    typer.echo(f"library {calibration.library_version}, model {calibration.model_id}: written to {path}")
+    for pid, threshold in calibration.thresholds.items():
+        typer.echo(f"  {pid:36} threshold {threshold:.4f}  labelled positives {calibration.support.get(pid, 0)}")
+    if cv:
+        typer.echo(f"cross-validated ({int(cv['folds'])} folds): precision {cv['precision']:.3f} "
+                   f"recall {cv['recall']:.3f} macro-F1 {cv['macro_f1']:.3f}")
 
 
 @app.command()

@@ -86,6 +86,8 @@ class Settings(_Section):
     sources_file: Path = SEEDS_DIR / "sources.yaml"
     pattern_files: list[Path] = [SEEDS_DIR / "patterns.yaml"]
     watchlist_file: Path = SEEDS_DIR / "watchlist.yaml"
+    # Thresholds fitted by `loophole calibrate`; the home's own file (if any) overrides this one.
+    calibration_file: Path = SEEDS_DIR / "calibration.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
     crawl: CrawlSettings = CrawlSettings()
     browser: BrowserSettings = BrowserSettings()
@@ -104,6 +106,10 @@ class Settings(_Section):
     @property
     def snapshot_dir(self) -> Path:
         return self.home / "snapshots"
+
+    @property
+    def calibration_files(self) -> list[Path]:
+        return [self.calibration_file, self.home / "calibration.yaml"]
 
     @property
     def outbox_dir(self) -> Path:

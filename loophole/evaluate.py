@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from index.calibration import Sample
 from index.store import Detection, Document
 from loophole.config import ConfigError, Settings
 from loophole.pipeline import Monitor, RawPage
@@ -35,6 +36,11 @@ class Outcome:
     predicted: set[str]
     kind: str
     evidence: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, tuple[float, bool]] = field(default_factory=dict)   # pattern -> (score, not suppressed)
+
+    def samples(self) -> list[Sample]:
+        return [Sample(self.label.file, pid, score, eligible, pid in self.label.patterns)
+                for pid, (score, eligible) in self.scores.items()]
 
 
 def read_labels(folder: Path) -> list[Label]:
@@ -82,6 +88,14 @@ def metrics(outcomes: list[Outcome], pattern_ids: Iterable[str]) -> dict:
     }
 
 
+def _why(detection: Detection) -> str:
+    """Score against threshold, any gate that suppressed the pattern, and the deciding sentence."""
+    reasons = detection.reasons or {}
+    gate = f" suppressed: {reasons['suppressed']};" if reasons.get("suppressed") else ""
+    return (f"{detection.score:.3f} (threshold {reasons.get('threshold', '?')});{gate} "
+            f"{detection.sentence[:200]}")
+
+
 def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
     outcomes = []
     with monitor.store.session() as session:
@@ -92,9 +106,9 @@ def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
                 continue
             detections = list(session.scalars(select(Detection).where(Detection.doc_id == doc.id)))
             flagged = {d.pattern_id for d in detections if d.flagged}
-            evidence = {d.pattern_id: f"{d.score:.3f} {d.sentence[:160]}" for d in detections
-                        if d.flagged or d.pattern_id in label.patterns}
-            outcomes.append(Outcome(label, flagged, doc.kind, evidence))
+            evidence = {d.pattern_id: _why(d) for d in detections if d.flagged or d.pattern_id in label.patterns}
+            scores = {d.pattern_id: (d.score, not d.reasons.get("suppressed")) for d in detections}
+            outcomes.append(Outcome(label, flagged, doc.kind, evidence, scores))
     return outcomes
 
 
@@ -103,7 +117,10 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
     """Run the whole chain on the folder in a temporary home; the user's data is not touched."""
     labels = read_labels(folder)
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
-        settings = base.model_copy(update={"home": Path(tmp), "database_url": None})
+        user_calibration = base.home / "calibration.yaml"
+        calibration = user_calibration if user_calibration.exists() else base.calibration_file
+        settings = base.model_copy(update={"home": Path(tmp), "database_url": None,
+                                           "calibration_file": calibration})
         monitor = Monitor(settings, extra_patterns)
         iterator: Iterable[Label] = labels
         if progress:
@@ -122,3 +139,9 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
 
 def misclassified(outcomes: list[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.predicted != o.label.patterns]
+
+
+def misclassified_rows(outcomes: list[Outcome]) -> list[dict]:
+    """The wrong documents in a form a script can read: file, labels, predictions, why."""
+    return [{"file": o.label.file, "kind": o.kind, "labelled": sorted(o.label.patterns),
+             "predicted": sorted(o.predicted), "why": o.evidence} for o in misclassified(outcomes)]

@@ -18,10 +18,12 @@ from sqlalchemy import delete, select
 
 from extract import ExtractedPage, UnusableContent, extract_page
 from extract.attachments import save_attachments, with_attachment_text
+from index.calibration import load_thresholds
 from index.chunking import chunk_document
 from index.detect import Detector, PatternScore
 from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
+from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store
@@ -79,7 +81,9 @@ class Monitor:
 
     @cached_property
     def detector(self) -> Detector:
-        return Detector(self.library, self.embedder)
+        """Thresholds calibrated for this library and model, and examples learned from verdicts."""
+        thresholds = load_thresholds(self.settings.calibration_files, self.library.version, self.embedder.model_id)
+        return Detector(self.library, self.embedder, thresholds, learned_examples(self.store))
 
     @cached_property
     def vectors(self) -> VectorIndex:
@@ -184,7 +188,8 @@ class Monitor:
         ids = self._replace_chunks(doc_id, texts)
         vectors = self.embedder.encode(texts)
         self.vectors.add(np.array(ids), vectors)
-        scores = self.detector.score(texts, vectors, page.kind, entities, page.lang)
+        units, unit_vectors = self.detector.units(texts, vectors)
+        scores = self.detector.score(units, unit_vectors, page.kind, entities, page.lang)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
 

@@ -1,44 +1,62 @@
 """Detection quality gate on the dev corpus: pinned floors that only ever rise.
 
-Measured with `loophole eval ../shared/corpus/dev --json`; when a change improves the
-figures, raise the floors to just under the new values in the same commit.
+Two sets of figures. The shipped thresholds were fitted on this corpus, so its plain scores
+are in-sample; the cross-validated figures (thresholds fitted on four fifths, decided on the
+held-out fifth) are the honest estimate for unseen pages, and have floors of their own.
+When a change improves the figures, raise the floors to just under the new values in the
+same commit (`loophole eval ../shared/corpus/dev` and `loophole calibrate` print them).
 """
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
+from index.calibration import cross_validate
+from index.detect import DEFAULT_THRESHOLD
+from index.patterns import load_library
 from loophole.config import Settings
-from loophole.evaluate import evaluate
+from loophole.evaluate import Outcome, evaluate
 from tests.conftest import DEV_CORPUS, needs
 
-FLOORS = {"precision": 0.95, "recall": 0.85, "macro_f1": 0.78}
-NEWS_ALERTS_ALLOWED = 0
+FLOORS = {"precision": 0.97, "recall": 0.97, "macro_f1": 0.94}
+CV_FLOORS = {"precision": 0.94, "recall": 0.89, "macro_f1": 0.87}
 
 
 @pytest.fixture(scope="module")
-def dev_result() -> dict:
-    import os
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.pop("LOOPHOLE_CONFIG", None)
-        result, _ = evaluate(DEV_CORPUS, Settings(home=tmp))
-    return result
+def dev_run() -> tuple[dict, list[Outcome]]:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.delenv("LOOPHOLE_CONFIG", raising=False)
+        return evaluate(DEV_CORPUS, Settings(home=tmp))
 
 
 @needs(DEV_CORPUS)
-def test_alert_precision_and_recall_floors(dev_result: dict) -> None:
-    assert dev_result["documents"] == 90
-    assert dev_result["alert"]["precision"] >= FLOORS["precision"]
-    assert dev_result["alert"]["recall"] >= FLOORS["recall"]
+def test_alert_precision_and_recall_floors(dev_run: tuple[dict, list[Outcome]]) -> None:
+    result, _ = dev_run
+    assert result["documents"] == 90
+    assert result["alert"]["precision"] >= FLOORS["precision"]
+    assert result["alert"]["recall"] >= FLOORS["recall"]
 
 
 @needs(DEV_CORPUS)
-def test_macro_f1_floor(dev_result: dict) -> None:
-    assert dev_result["macro_f1"] >= FLOORS["macro_f1"]
+def test_macro_f1_floor(dev_run: tuple[dict, list[Outcome]]) -> None:
+    assert dev_run[0]["macro_f1"] >= FLOORS["macro_f1"]
 
 
 @needs(DEV_CORPUS)
-def test_no_alert_on_news_or_commentary(dev_result: dict) -> None:
-    assert dev_result["alerts_by_kind"].get("news-commentary", 0) <= NEWS_ALERTS_ALLOWED
+def test_cross_validated_floors(dev_run: tuple[dict, list[Outcome]]) -> None:
+    _, outcomes = dev_run
+    samples = [s for outcome in outcomes for s in outcome.samples()]
+    library = load_library(Settings().pattern_files)
+    priors = {p.id: p.threshold or DEFAULT_THRESHOLD for p in library.patterns}
+    runs = [cross_validate(samples, priors, seed=seed) for seed in range(5)]
+    for metric, floor in CV_FLOORS.items():
+        assert sum(run[metric] for run in runs) / len(runs) >= floor, metric
+
+
+@needs(DEV_CORPUS)
+def test_no_alert_on_news_or_commentary(dev_run: tuple[dict, list[Outcome]]) -> None:
+    result, outcomes = dev_run
+    assert result["alerts_by_kind"].get("news-commentary", 0) == 0
+    assert [o.label.file for o in outcomes if o.label.kind == "news-commentary" and o.predicted] == []

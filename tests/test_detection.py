@@ -1,0 +1,110 @@
+"""Detection beyond the dev-corpus gate: calibration, run-time patterns, analysts' verdicts, gates."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from index.calibration import Calibration, Sample, best_threshold, cross_validate, load_thresholds, save_calibration
+from index.detect import gate
+from index.feedback import FeedbackError, learned_examples, record_feedback
+from index.patterns import Pattern, load_library
+from loophole.config import ConfigError, Settings, read_yaml_mapping
+from loophole.evaluate import evaluate
+from loophole.pipeline import Monitor, RawPage
+from tests.conftest import DEMO_WEB, ROOT
+
+NEW_PATTERN = ROOT / "tests" / "fixtures" / "new_pattern"
+# A tender whose decisive line is a US-cloud GPU rental (see seeds/demo/expected.json).
+GPU_NOTICE = DEMO_WEB / "cggg/zygg/gkzb/202610/t20261014_3103655.htm"
+
+
+def samples(pattern_id: str, scores: list[tuple[float, bool]]) -> list[Sample]:
+    return [Sample(f"d{i}", pattern_id, score, True, positive) for i, (score, positive) in enumerate(scores)]
+
+
+def test_threshold_goes_in_the_widest_gap_and_is_pulled_to_the_prior_when_positives_are_few() -> None:
+    many = samples("p", [(0.40, False), (0.50, False), (0.70, True), (0.72, True), (0.8, True), (0.9, True),
+                         (0.91, True), (0.93, True), (0.95, True), (0.97, True)])
+    fitted = best_threshold(many, prior=0.62)
+    assert 0.55 < fitted < 0.70            # between the last negative and the first positive
+    few = samples("p", [(0.40, False), (0.95, True)])
+    assert best_threshold(few, prior=0.62) < 0.70   # one page does not move the cut far
+
+
+def test_a_pattern_without_positives_keeps_its_prior() -> None:
+    assert best_threshold(samples("p", [(0.3, False), (0.9, False)]), prior=0.62) == 0.62
+
+
+def test_cross_validation_reports_held_out_figures() -> None:
+    data = samples("p", [(0.3 + 0.01 * i, False) for i in range(20)] + [(0.8 + 0.005 * i, True) for i in range(20)])
+    result = cross_validate(data, {"p": 0.62})
+    assert result["precision"] == 1.0 and result["recall"] == 1.0 and result["folds"] == 5
+
+
+def test_calibration_for_another_library_version_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "calibration.yaml"
+    save_calibration(path, Calibration(library_version="old", model_id="m", thresholds={"p": 0.5}))
+    with caplog.at_level(logging.WARNING):
+        assert load_thresholds([path], "new", "m") == {}
+    assert "recalibrate" in caplog.text or "loophole calibrate" in caplog.text
+    assert load_thresholds([path], "old", "m") == {"p": 0.5}
+
+
+def test_broken_calibration_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.yaml"
+    path.write_text("library_version: x\nthresholds: [1, 2]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="calibration.yaml"):
+        load_thresholds([path], "x", "m")
+
+
+def test_shipped_calibration_matches_the_shipped_library() -> None:
+    """Changing seeds/patterns.yaml without recalibrating would silently drop the thresholds."""
+    settings = Settings()
+    library = load_library(settings.pattern_files)
+    calibration = Calibration.model_validate(read_yaml_mapping(settings.calibration_file))
+    assert calibration.library_version == library.version
+    assert set(calibration.thresholds) == {p.id for p in library.patterns}
+
+
+def test_a_pattern_limited_to_notices_does_not_fire_on_an_ad() -> None:
+    pattern = Pattern(id="p-x", title="t", description="d", examples=["e"], kinds=["procurement-notice"])
+    assert gate(pattern, "reseller-ad", set()) is not None
+    assert gate(pattern, "procurement-notice", set()) is None
+    with pytest.raises(ValueError, match="kind"):
+        Pattern(id="p-y", title="t", description="d", examples=["e"], kinds=["news-commentary"])
+
+
+def test_a_pattern_file_added_at_run_time_flags_its_documents(settings: Settings) -> None:
+    result, _ = evaluate(NEW_PATTERN, settings, [NEW_PATTERN / "eda.yaml"])
+    assert result["patterns"]["eda-cloud-access"]["recall"] == 1.0
+    assert result["patterns"]["eda-cloud-access"]["precision"] == 1.0
+    assert result["alert"]["fp"] == 0           # neither the domestic-EDA notice nor the news article
+
+
+def test_a_dismissal_changes_a_later_decision(settings: Settings) -> None:
+    body = GPU_NOTICE.read_bytes()
+    monitor = Monitor(settings)
+    first = monitor.ingest(RawPage(url="http://127.0.0.1/a.htm", body=body, source="t"))
+    assert "gpu-cloud-rental" in first.flagged
+    assert first.doc_id is not None
+    record_feedback(monitor.store, first.doc_id, "dismiss", "gpu-cloud-rental", note="not evidence")
+    assert learned_examples(monitor.store).counter_examples["gpu-cloud-rental"]
+    monitor.close()
+    later = Monitor(settings)          # a new run picks the verdict up; no file was edited
+    second = later.ingest(RawPage(url="http://127.0.0.1/b.htm", body=body + b"<!-- republished -->", source="t"))
+    later.close()
+    assert "gpu-cloud-rental" not in second.flagged
+
+
+def test_feedback_on_an_unknown_document_or_pattern_is_refused(settings: Settings) -> None:
+    monitor = Monitor(settings)
+    with pytest.raises(FeedbackError, match="no document"):
+        record_feedback(monitor.store, 999, "confirm")
+    result = monitor.ingest(RawPage(url="http://127.0.0.1/c.htm", body=GPU_NOTICE.read_bytes(), source="t"))
+    assert result.doc_id is not None
+    with pytest.raises(FeedbackError, match="not scored"):
+        record_feedback(monitor.store, result.doc_id, "confirm", "no-such-pattern")
+    monitor.close()
