@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawlers.items import PageItem
+from extract.page import warm_up
 from index.store import CrawlRun
 from loophole.config import Settings, load_settings
 from loophole.pipeline import Monitor, RawPage, shared_monitor
@@ -29,6 +30,7 @@ class IngestPipeline:
 
     def open_spider(self) -> None:
         self.monitor = shared_monitor(self._settings())
+        warm_up()  # before the first download, so a slow first extraction cannot stall it
 
     def process_item(self, item: PageItem) -> PageItem:
         assert self.monitor is not None

@@ -29,13 +29,24 @@ RETRY_TIMES = _config.crawl.retry_times
 # 429 is how portals say "slow down"; retry it (with Retry-After honoured by the back-off).
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
+# Traps: a calendar or an endless "next page" ends at this depth and request count.
+DEPTH_LIMIT = _config.crawl.max_depth
+LOOPHOLE_MAX_REQUESTS = _config.crawl.max_requests
 
 DOWNLOADER_MIDDLEWARES = {
+    # Before the download (lower numbers run first on requests): no private addresses.
+    "crawlers.middlewares_safety.PrivateAddressMiddleware": 90,
+    # Above RedirectMiddleware (600), so an off-site Location is refused before it is followed.
+    "crawlers.middlewares_safety.OffsiteRedirectMiddleware": 650,
     # Closest to the download, so a block page is dropped before any other middleware sees it.
     "crawlers.middlewares.BlockPageMiddleware": 950,
     # Above RetryMiddleware (550): responses pass through it first, so the wait for Retry-After
     # (and the host's back-off) happens before the retry is scheduled.
     "crawlers.middlewares.RetryAfterMiddleware": 560,
+}
+# After DepthMiddleware (900): counts only requests that will be scheduled.
+SPIDER_MIDDLEWARES = {
+    "crawlers.middlewares_safety.CrawlCapMiddleware": 850,
 }
 ITEM_PIPELINES = {
     "crawlers.pipelines.IngestPipeline": 300,

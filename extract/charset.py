@@ -28,7 +28,7 @@ def normalise_label(label: str | None) -> str | None:
         return "gb18030"
     try:
         return codecs.lookup(label).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL byte in a hostile label
         return None
 
 

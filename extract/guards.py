@@ -12,11 +12,19 @@ class UnusableContent(ValueError):
     """A body that must not be stored as a document (binary, empty, or a block page)."""
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def looks_binary(body: bytes) -> bool:
-    """True for bytes no HTML page starts with, or with many NUL/control bytes."""
+    """True for bytes no HTML page starts with, or with many NUL/control bytes.
+
+    A UTF-16 page (with its BOM) is half NUL bytes and still text; charset.py decodes it.
+    """
     head = body[:2048].lstrip()
     if head.startswith(_BINARY_MAGIC):
         return True
+    if body.startswith(_UTF16_BOMS):
+        return False
     sample = body[:8192]
     if not sample:
         return False

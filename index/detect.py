@@ -24,6 +24,11 @@ DEFAULT_THRESHOLD = 0.62
 KEYWORD_BONUS = 0.12          # a sentence naming the pattern's cues is stronger evidence
 DOC_KEYWORD_BONUS = 0.08      # the rest of the page corroborating the decisive sentence
 COUNTER_PENALTY = 1.0         # how much being nearer a counter-example costs
+NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must not use overseas regions")
+# Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
+NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
+                 "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
+                 "prohibited", "excluding", "no overseas", "may not")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 EVIDENCE_UNITS = 20           # units kept per alert, so a verdict covers all of a page's evidence
 
@@ -148,7 +153,9 @@ def sentence_evidence(pv: PatternVectors, folded: Sequence[str],
     else:
         penalty = np.zeros_like(best_positive)
     keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
+    negated = np.array([any(cue in text for cue in NEGATION_CUES) for text in folded], dtype=bool)
     bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 for hits in keyword_hits], dtype=np.float32)
+    bonus = np.where(negated, -NEGATION_PENALTY, bonus)
     scores = best_positive + bonus - penalty
     if len(pv.vetoes):
         scores[(vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY] = 0.0

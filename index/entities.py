@@ -10,7 +10,7 @@ from pathlib import Path
 import zhconv
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loophole.config import ConfigError, read_yaml_mapping
+from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
 
 # zhconv's default loader leaves its dictionary file open; loading it by path closes it.
 zhconv.loaddict(str(Path(zhconv.__file__).with_name("zhcdict.json")))
@@ -87,6 +87,5 @@ def load_watchlist(path: Path) -> Watchlist:
     try:
         parsed = WatchlistFile.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(f"field {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise ConfigError(f"{path}: {details}") from exc
+        raise ConfigError(format_validation_error(path, exc)) from exc
     return Watchlist(parsed.entities, parsed.version)

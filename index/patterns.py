@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from extract.kind import EVIDENCE_KINDS
-from loophole.config import ConfigError, read_yaml_mapping
+from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
 
 
 class Pattern(BaseModel):
@@ -69,28 +69,12 @@ class PatternLibrary:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def _line_of(path: Path, pattern_index: int) -> str:
-    """Best-effort line number of the n-th '- id:' entry, for error messages."""
-    seen = -1
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.lstrip().startswith("- id:"):
-            seen += 1
-            if seen == pattern_index:
-                return f":{number}"
-    return ""
-
-
 def load_pattern_file(path: Path) -> PatternFile:
     data = read_yaml_mapping(path)
     try:
         return PatternFile.model_validate(data)
     except ValidationError as exc:
-        messages = []
-        for item in exc.errors():
-            loc = item["loc"]
-            line = _line_of(path, loc[1]) if len(loc) > 1 and loc[0] == "patterns" and isinstance(loc[1], int) else ""
-            messages.append(f"{path}{line}: field {'.'.join(str(p) for p in loc)}: {item['msg']}")
-        raise ConfigError("\n".join(messages)) from exc
+        raise ConfigError(format_validation_error(path, exc)) from exc
 
 
 def load_library(paths: Sequence[Path]) -> PatternLibrary:

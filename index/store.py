@@ -121,6 +121,25 @@ class Alert(Base):
     history: Mapped[list[Any]] = mapped_column(default=list)
 
 
+class Delivery(Base):
+    """One digest message on its way out: spooled and claimed before sending, marked after.
+
+    A row still "sending" at start-up is a send that a crash interrupted; see alerts/outbox.py.
+    """
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="sending", index=True)   # sending | sent
+    alert_ids: Mapped[list[Any]] = mapped_column(default=list)
+    spool_path: Mapped[str] = mapped_column(Text)
+    out_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    channel: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Feedback(Base):
     __tablename__ = "feedback"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

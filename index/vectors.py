@@ -45,6 +45,10 @@ class VectorIndex:
         k = max(1, min(k, len(self) or 1))
         return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
+    def ids(self) -> np.ndarray:
+        """Every stored id (what the store's chunk ids are checked against on load)."""
+        return np.asarray(faiss.vector_to_array(self._index.id_map), dtype=np.int64)  # type: ignore[attr-defined]
+
     def reconstruct(self, chunk_id: int) -> np.ndarray:
         return np.asarray(self._index.reconstruct(int(chunk_id)))
 
@@ -56,6 +60,9 @@ class VectorIndex:
         faiss.write_index(self._index, str(tmp_index))
         meta = {"model_id": self.model_id, "dimension": self.dimension, "count": len(self)}
         tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
+        for tmp in (tmp_index, tmp_meta):  # on disk before the rename, or a power cut may leave an empty file
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp_index, directory / INDEX_FILE)
         os.replace(tmp_meta, directory / META_FILE)
 

@@ -42,6 +42,9 @@ class CrawlSettings(_Section):
     max_page_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     timeout_seconds: int = Field(30, ge=1)
     retry_times: int = Field(3, ge=0)
+    # Trap caps: a calendar or an endless "next page" must end the crawl of that branch, not the run.
+    max_depth: int = Field(8, ge=1)
+    max_requests: int = Field(20000, ge=1)
     # Attachments (tender documents) are often larger than pages; past this they are skipped.
     max_attachment_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     max_attachments_per_page: int = Field(10, ge=0)
@@ -125,11 +128,42 @@ class Settings(_Section):
             path.mkdir(parents=True, exist_ok=True)
 
 
-def _format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
+def _child(node: yaml.Node, part: object) -> tuple[yaml.Node | None, int | None]:
+    """The node under ``part`` (a key or a list index) and the line where it starts."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == str(part):
+                return value, key.start_mark.line + 1
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item = node.value[part]
+        return item, item.start_mark.line + 1
+    return None, None
+
+
+def yaml_line(path: Path, loc: tuple[object, ...]) -> int | None:
+    """1-based line of the value at ``loc`` in a YAML file, else of its nearest existing parent
+    (a missing field is reported at the mapping that lacks it). Composing builds no objects."""
+    try:
+        node: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if node is None:
+            break
+        node, found = _child(node, part)
+        line = found or line
+    return line
+
+
+def format_validation_error(path: Path, error: ValidationError) -> str:
+    """One line per problem: ``file:line: field a.b.c: message``. Input values are never echoed
+    (a misplaced password must not end up in a log)."""
+    lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
-        lines.append(f"  field {where}: {item['msg']}")
+        line = yaml_line(path, tuple(item["loc"])) if path.exists() else None
+        lines.append(f"{path}{f':{line}' if line else ''}: field {where}: {item['msg']}")
     return "\n".join(lines)
 
 
@@ -140,7 +174,10 @@ def read_yaml_mapping(path: Path) -> dict:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else "?"
-        raise ConfigError(f"{path}:{line}: YAML error: {exc.problem}") from exc
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+        raise ConfigError(f"{path}:{line}: YAML error: {exc.problem}{context}") from exc
+    except yaml.YAMLError as exc:  # e.g. a ReaderError: control characters, which have no mark
+        raise ConfigError(f"{path}: YAML error: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     if data is None:
@@ -169,4 +206,4 @@ def load_settings(path: Path | None = None, home: Path | None = None) -> Setting
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(path or Path("<defaults>"), exc)) from exc
+        raise ConfigError(format_validation_error(path or Path("<defaults>"), exc)) from exc

@@ -140,8 +140,3 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
 def misclassified(outcomes: list[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.predicted != o.label.patterns]
 
-
-def misclassified_rows(outcomes: list[Outcome]) -> list[dict]:
-    """The wrong documents in a form a script can read: file, labels, predictions, why."""
-    return [{"file": o.label.file, "kind": o.kind, "labelled": sorted(o.label.patterns),
-             "predicted": sorted(o.predicted), "why": o.evidence} for o in misclassified(outcomes)]

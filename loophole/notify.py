@@ -1,11 +1,11 @@
-"""Digest job: collect unsent alerts, render, deliver, and only then mark them sent."""
+"""Digest job: collect unsent alerts, render, deliver through the outbox (alerts/outbox.py), mark sent."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alerts.delivery import deliver
-from alerts.digest import Digest, build_message, collect, mark_sent, render
+from alerts.digest import Digest, build_message, collect, render
+from alerts.outbox import recover, send_with_outbox
 from index.patterns import load_library
 from index.store import Store
 from loophole.config import Settings
@@ -28,10 +28,10 @@ def deliver_digest(settings: Settings, out_dir: Path | None = None) -> tuple[str
     """A failed delivery raises DeliveryError before anything is marked sent."""
     store = Store(settings.db_url)
     try:
+        recover(settings, store)  # finish a send a crash interrupted before starting a new one
         digest = _collect(settings, store)
         message = build_message(digest, settings.smtp.sender, settings.smtp.recipients, settings.digest.subject_prefix)
-        where = deliver(message, settings, out_dir)
-        mark_sent(store, digest.alert_ids, where)
+        where = send_with_outbox(settings, store, message, digest.alert_ids, out_dir)
         return where, len(digest.items)
     finally:
         store.close()

@@ -27,7 +27,7 @@ from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store
-from index.vectors import VectorIndex
+from index.vectors import ModelMismatch, VectorIndex
 from loophole.config import Settings
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,24 @@ class Monitor:
 
     @cached_property
     def vectors(self) -> VectorIndex:
-        index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension)
+        """The saved index if it holds exactly the store's chunks; else rebuilt from the store.
+
+        The store is the truth: a crash between a commit and the next index save, or a damaged
+        index file, costs a re-embedding, never a lost or phantom passage.
+        """
+        try:
+            index = VectorIndex.load(self.settings.index_dir, self.embedder.model_id, self.embedder.dimension)
+        except ModelMismatch:
+            raise
+        except (RuntimeError, ValueError, OSError) as exc:  # faiss raises RuntimeError on a damaged file
+            log.warning("vector index in %s is unreadable (%s); rebuilding from the store",
+                        self.settings.index_dir, exc)
+            return self._rebuild_index()
         with self.store.session() as session:
-            stored = session.query(Chunk).count()
-        if stored != len(index):
+            stored = set(session.scalars(select(Chunk.id)))
+        if stored != set(index.ids().tolist()):
             log.warning("vector index holds %d vectors for %d chunks; rebuilding from the store",
-                        len(index), stored)
+                        len(index), len(stored))
             index = self._rebuild_index()
         return index
 
@@ -112,6 +124,10 @@ class Monitor:
         existing = self.store.document_by_url(raw.url)
         if existing is not None and existing.sha256 == sha256:
             return IngestResult(raw.url, "unchanged", existing.id)
+        if len(raw.body) > self.settings.crawl.max_page_bytes:
+            reason = f"{len(raw.body)} bytes, over crawl.max_page_bytes ({self.settings.crawl.max_page_bytes})"
+            log.warning("not stored: %s (%s)", raw.url, reason)
+            return IngestResult(raw.url, "rejected", reason=reason)
         content_type = raw.headers.get("content-type") or raw.headers.get("Content-Type")
         try:
             page = extract_page(raw.body, raw.final_url or raw.url, content_type, raw.selectors)
@@ -123,7 +139,16 @@ class Monitor:
         entities = self.watchlist.find(page.title + "\n" + page.text)
         doc_id = self._save_document(raw, sha256, page, entities)
         flagged = self._index_and_score(doc_id, page, entities)
+        self._mark_complete(doc_id, sha256)
         return IngestResult(raw.url, "stored", doc_id, flagged=flagged)
+
+    def _mark_complete(self, doc_id: int, sha256: str) -> None:
+        """The hash is written last: a process killed mid-ingest leaves it empty, so the next
+        run does the page again instead of taking it for unchanged (and losing its alerts)."""
+        with self.store.session() as session:
+            doc = session.get(Document, doc_id)
+            if doc is not None:
+                doc.sha256 = sha256
 
     def _save_snapshot(self, raw: RawPage, sha256: str, path: str | None = None, size: int | None = None) -> None:
         if path is None:
@@ -156,7 +181,7 @@ class Monitor:
         return replace(page, text=with_attachment_text(page.text, attachments), fields=fields)
 
     def _save_document(self, raw: RawPage, sha256: str, page: ExtractedPage, entities: list[EntityHit]) -> int:
-        values = dict(source=raw.source, sha256=sha256, title=page.title, text=page.text, lang=page.lang,
+        values = dict(source=raw.source, sha256="", title=page.title, text=page.text, lang=page.lang,
                       kind=page.kind, published=page.date, encoding=page.encoding, fields=page.fields,
                       process_id=page.fields.get("process_id"),
                       entities=[hit.__dict__ for hit in entities], updated_at=datetime.now(UTC))

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loophole.config import ConfigError, read_yaml_mapping
+from loophole.config import ConfigError, read_yaml_mapping, yaml_line
 
 SourceKind = Literal["procurement", "vendor", "marketplace", "reseller", "news"]
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
@@ -65,13 +65,14 @@ class Source(_Strict):
     politeness: Politeness = Politeness()
     options: dict[str, Any] = {}           # spider-specific settings (documented in each spider)
     demo: bool = False                     # part of the local mock web served by `loophole demo`
+    allow_private: bool = False            # may follow links to private/loopback addresses (tests, intranets)
 
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         parts = value.split()
         if len(parts) != 5 or not all(_CRON_FIELD.match(part) for part in parts):
-            raise ValueError(f"expected a 5-field cron expression (minute hour day month weekday), got {value!r}")
+            raise ValueError("expected a 5-field cron expression (minute hour day month weekday)")
         return value
 
     @field_validator("timezone")
@@ -80,7 +81,7 @@ class Source(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+            raise ValueError("unknown time zone (use an IANA name such as Asia/Shanghai)") from exc
         return value
 
     @model_validator(mode="after")
@@ -98,14 +99,20 @@ class SourcesFile(_Strict):
     sources: list[Source]
 
 
-def _where(path: Path, data: dict, loc: tuple) -> str:
-    """``file: source #2 (id=ccgp) field schedule`` from a pydantic error location."""
-    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
-        entries = data.get("sources") or []
-        entry = entries[loc[1]] if loc[1] < len(entries) and isinstance(entries[loc[1]], dict) else {}
-        field = ".".join(map(str, loc[2:])) or "(entry)"
-        return f"source #{loc[1] + 1} (id={entry.get('id', '?')}) field {field}"
-    return f"field {'.'.join(map(str, loc))}"
+def _describe(path: Path, data: dict, error: ValidationError) -> str:
+    """``file:line: field sources.2.schedule (source id=ccgp): message``, one line per problem;
+    input values are never echoed."""
+    raw_entries = data.get("sources")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        line = yaml_line(path, loc) if path.exists() else None
+        index = loc[1] if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int) else None
+        entry = entries[index] if index is not None and index < len(entries) else None
+        source = f" (source id={entry.get('id')})" if isinstance(entry, dict) and entry.get("id") else ""
+        lines.append(f"{path}{f':{line}' if line else ''}: field {'.'.join(map(str, loc))}{source}: {item['msg']}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=4)
@@ -114,8 +121,7 @@ def load_sources(path: Path) -> dict[str, Source]:
     try:
         parsed = SourcesFile.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(f"{_where(path, data, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise ConfigError(f"{path}: {details}") from exc
+        raise ConfigError(_describe(path, data, exc)) from exc
     ids = [source.id for source in parsed.sources]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:

@@ -67,7 +67,7 @@ def test_malformed_pattern_file_names_file_line_and_field(tmp_path: Path) -> Non
     bad.write_text("patterns:\n  - id: ok-id\n    title: t\n    description: d\n    examples: []\n", encoding="utf-8")
     completed = run(["eval", str(labelled_folder(tmp_path)), "--patterns", str(bad)], tmp_path / "home")
     assert completed.returncode == 2
-    assert f"{bad}:2" in completed.stderr and "examples" in completed.stderr
+    assert f"{bad}:5: field patterns.0.examples" in completed.stderr
 
 
 def test_yaml_syntax_error_in_config_is_reported(tmp_path: Path) -> None:

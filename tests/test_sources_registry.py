@@ -46,9 +46,9 @@ def _write(tmp_path: Path, body: str) -> Path:
 
 
 @pytest.mark.parametrize(("entry", "message"), [
-    ("{id: a, kind: portal, spider: site, base_url: 'https://x.cn', start: [/]}", "source #1 (id=a) field kind"),
+    ("{id: a, kind: portal, spider: site, base_url: 'https://x.cn', start: [/]}", "field sources.0.kind (source id=a)"),
     ("{id: b, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], schedule: 'daily'}",
-     "source #1 (id=b) field schedule: Value error, expected a 5-field cron"),
+     ":2: field sources.0.schedule (source id=b): Value error, expected a 5-field cron"),
     ("{id: c, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], timezone: Mars/Olympus}",
      "unknown time zone"),
     ("{id: d, kind: vendor, spider: site, base_url: 'https://x.cn'}", "needs start paths, a search or a seeds_file"),

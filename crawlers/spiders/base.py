@@ -121,7 +121,8 @@ class SourceSpider(scrapy.Spider):
     def known(self, url: str) -> bool:
         """Already stored: a notice does not change once published, so it is not fetched again."""
         with self.store.session() as session:
-            return session.scalar(select(Document.id).where(Document.url == url)) is not None
+            # An empty hash marks an ingest that did not finish: that page is fetched again.
+            return session.scalar(select(Document.id).where(Document.url == url, Document.sha256 != "")) is not None
 
     def detail_request(self, url: str, callback: Any = None, refetch: bool = False,
                        **meta: Any) -> scrapy.Request | None:
