@@ -52,8 +52,8 @@ def _write(tmp_path: Path, body: str) -> Path:
     ("{id: c, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], timezone: Mars/Olympus}",
      "unknown time zone"),
     ("{id: d, kind: vendor, spider: site, base_url: 'https://x.cn'}", "needs start paths, a search or a seeds_file"),
-    ("{id: e, kind: vendor, spider: site, base_url: 'x.cn', start: [/]}", "field base_url"),
-    ("{id: f, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], politness: {}}", "field politness"),
+    ("{id: e, kind: vendor, spider: site, base_url: 'x.cn', start: [/]}", "field sources.0.base_url (source id=e)"),
+    ("{id: f, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], politness: {}}", "field sources.0.politness"),
 ])
 def test_bad_entries_name_file_source_and_field(tmp_path: Path, entry: str, message: str) -> None:
     path = _write(tmp_path, f"sources:\n  - {entry}\n")
