@@ -38,7 +38,8 @@ class IngestPipeline:
                       status=item.get("status", 200), headers=item.get("headers", {}),
                       fetched_at=item.get("fetched_at", datetime.now(UTC)),
                       render_mode=item.get("render_mode", "http"), source=item.get("source", ""),
-                      selectors=item.get("selectors") or {})
+                      selectors=item.get("selectors") or {}, fields=item.get("fields") or {},
+                      attachments=item.get("attachments") or [], screenshot=item.get("screenshot"))
         result = self.monitor.ingest(raw)
         stats = self.crawler.stats
         stats.inc_value(f"ingest/{result.status}")

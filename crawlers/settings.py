@@ -39,7 +39,11 @@ DOWNLOADER_MIDDLEWARES = {
     "crawlers.middlewares_safety.PrivateAddressMiddleware": 90,
     # Above RedirectMiddleware (600), so an off-site Location is refused before it is followed.
     "crawlers.middlewares_safety.OffsiteRedirectMiddleware": 650,
+    # Closest to the download, so a block page is dropped before any other middleware sees it.
     "crawlers.middlewares.BlockPageMiddleware": 950,
+    # Above RetryMiddleware (550): responses pass through it first, so the wait for Retry-After
+    # (and the host's back-off) happens before the retry is scheduled.
+    "crawlers.middlewares.RetryAfterMiddleware": 560,
 }
 # After DepthMiddleware (900): counts only requests that will be scheduled.
 SPIDER_MIDDLEWARES = {

@@ -21,12 +21,10 @@ def block_reason(text: str, title: str = "") -> str | None:
     """Why this page is not content, or None. Cues only count on short pages: a long notice
     that mentions 验证码 in its instructions is still a notice."""
     body = (title + "\n" + text).strip()
-    if len(body) < MIN_TEXT_CHARS:
-        return "empty shell (no text)"
     if len(body) > 1500:
         return None
     lowered = body.lower()
-    for cue, reason in _BLOCK_CUES:
+    for cue, reason in _BLOCK_CUES:  # before the length test, so a short captcha page says "captcha"
         if cue.lower() in lowered:
             return reason
-    return None
+    return "empty shell (no text)" if len(body) < MIN_TEXT_CHARS else None

@@ -107,6 +107,6 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
         raise UnusableContent(reason)
     lang = detect_language(title + "\n" + text)
     kind = classify_kind(visible_text(page) or text, url, title)
-    fields = parse_procurement_fields(text, title).as_dict() if kind == "procurement-notice" else {}
+    fields = parse_procurement_fields(text, title, page).as_dict() if kind == "procurement-notice" else {}
     return ExtractedPage(text=text, title=title, date=normalise_date(chosen.get("date")), lang=lang,
                          kind=kind, encoding=encoding, fields=fields)

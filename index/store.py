@@ -85,6 +85,8 @@ class Document(Base):
     encoding: Mapped[str] = mapped_column(String(32), default="utf-8")
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     entities: Mapped[list[Any]] = mapped_column(default=list)
+    # Notices of one procurement (same project number and buyer) share it: see extract.fields.process_id.
+    process_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -82,21 +82,27 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
 
 
 @app.command()
-def crawl(source: Annotated[str, typer.Argument(help="Source id from seeds/sources.yaml.")],
+def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seeds/sources.yaml (run together).")],
           base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror with the same paths.")] = None,
           limit: Annotated[int | None, typer.Option("--limit", help="Fetch at most this many content pages.")] = None,
           delay: Annotated[float | None, typer.Option("--delay", help="Seconds between requests per host.")] = None,
+          force: Annotated[bool, typer.Option("--force", help="Crawl even while backing off after block pages.")]
+          = False,
           ) -> None:
-    """Crawl one source and run what it fetched through the chain."""
+    """Crawl sources (concurrently, in one process) and run what they fetched through the chain."""
     from loophole.crawl import CrawlJob, run_crawl
     from loophole.sources import load_sources
 
     settings = _settings()
-    sources = load_sources(settings.sources_file)
-    if source not in sources:
-        raise _fail(f"unknown source {source!r}; known: {', '.join(sources)}")
+    try:
+        sources = load_sources(settings.sources_file)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    unknown = [name for name in source if name not in sources]
+    if unknown:
+        raise _fail(f"unknown source {', '.join(map(repr, unknown))}; known: {', '.join(sources)}")
     overrides = {"DOWNLOAD_DELAY": delay} if delay is not None else {}
-    stats = run_crawl(settings, [CrawlJob(sources[source], base_url, limit)], overrides)
+    stats = run_crawl(settings, [CrawlJob(sources[name], base_url, limit, force) for name in source], overrides)
     _print_crawl_table(stats)
 
 
@@ -105,6 +111,9 @@ def _print_crawl_table(stats: list[dict]) -> None:
     for column in ("source", "expected", "fetched", "stored", "unchanged", "rejected", "blocked", "flagged"):
         table.add_column(column)
     for row in stats:
+        if "skipped" in row:
+            console.print(f"{row['source']}: skipped, {row['skipped']} (use --force to crawl now)", highlight=False)
+            continue
         blocked = sum(v for k, v in row.items() if k.startswith("blocked/"))
         flagged = sum(v for k, v in row.items() if k.startswith("flagged/"))
         table.add_row(row["source"], *(str(row.get(k, 0)) for k in ("pages/expected", "pages/fetched",
@@ -113,16 +122,50 @@ def _print_crawl_table(stats: list[dict]) -> None:
 
 
 @app.command()
-def sources() -> None:
+def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the configured sources."""
     from loophole.sources import load_sources
 
+    try:
+        registry = load_sources(_settings().sources_file)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps([src.model_dump() for src in registry.values()], ensure_ascii=False, indent=2))
+        return
     table = Table(title="Sources")
-    for column in ("id", "kind", "spider", "browser", "schedule", "base_url"):
+    for column in ("id", "kind", "spider", "browser", "schedule", "entry", "base_url"):
         table.add_column(column)
-    for src in load_sources(_settings().sources_file).values():
-        table.add_row(src.id, src.kind, src.spider, "yes" if src.browser else "no", src.schedule, src.base_url)
+    for src in registry.values():
+        entry = ", ".join(filter(None, [f"{len(src.start)} start" if src.start else "",
+                                        "search" if src.search else "", "seeds" if src.seeds_file else ""]))
+        table.add_row(src.id, src.kind, src.spider, "yes" if src.browser else "no",
+                      f"{src.schedule} ({src.timezone})", entry, src.base_url)
     Console().print(table)
+
+
+@app.command()
+def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see `loophole docs`).")] = None,
+             out: Annotated[Path | None, typer.Option("--out", help="Bundle file to write (.zip).")] = None,
+             verify: Annotated[Path | None, typer.Option("--verify", help="Check a bundle's hashes.")] = None,
+             ) -> None:
+    """Write a verifiable evidence bundle for a document, or verify one."""
+    from loophole.evidence import EvidenceError, verify_bundle, write_bundle
+
+    if verify is not None:
+        problems = verify_bundle(verify)
+        for problem in problems:
+            typer.echo(problem, err=True)
+        typer.echo(f"{verify}: {'FAILED' if problems else 'ok'}")
+        raise typer.Exit(1 if problems else 0)
+    if doc_id is None:
+        raise _fail("give a document id (or --verify FILE)")
+    target = out or Path(f"evidence-{doc_id}.zip")
+    try:
+        manifest = write_bundle(_settings(), doc_id, target)
+    except EvidenceError as exc:
+        raise _fail(str(exc), code=1) from exc
+    typer.echo(f"{target}: {len(manifest['files'])} files, manifest.json lists their SHA-256")
 
 
 @app.command()
@@ -133,7 +176,7 @@ def docs(source: Annotated[str | None, typer.Option(help="Only this source.")] =
 
     store = Store(_settings().db_url)
     rows = [{"id": d.id, "url": d.url, "source": d.source, "title": d.title, "kind": d.kind, "lang": d.lang,
-             "date": d.published, "encoding": d.encoding, "fields": d.fields,
+             "date": d.published, "encoding": d.encoding, "fields": d.fields, "process_id": d.process_id,
              "entities": [e["name"] for e in d.entities or []], "chars": len(d.text)}
             for d in store.documents(source)]
     if as_json:

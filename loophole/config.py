@@ -53,6 +53,14 @@ class CrawlSettings(_Section):
     frontier_prefix: str = Field("loophole", pattern=r"^[A-Za-z0-9_.:-]+$")
     # A worker silent this long is presumed dead and its in-flight requests go back to the queue.
     frontier_heartbeat_seconds: float = Field(30.0, gt=0)
+    # Attachments (tender documents) are often larger than pages; past this they are skipped.
+    max_attachment_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_attachments_per_page: int = Field(10, ge=0)
+    # Block pages: after this many in one run the source stops and backs off until the next
+    # run at least ``block_backoff_minutes`` later; a Retry-After longer than the cap is not waited for.
+    block_threshold: int = Field(3, ge=1)
+    block_backoff_minutes: int = Field(360, ge=0)
+    max_retry_after_seconds: int = Field(300, ge=0)
 
 
 class IndexSettings(_Section):

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings as ScrapySettings
+from sqlalchemy import select
 
 from crawlers.frontier import frontier_settings
+from crawlers.spiders.registry import spider_class
+from index.store import CrawlRun, Store
 from loophole.config import Settings
 from loophole.sources import Source
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -18,6 +25,7 @@ class CrawlJob:
     source: Source
     base_url: str | None = None
     limit: int | None = None
+    force: bool = False          # crawl even while the source backs off after block pages
 
     def spider_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"source": self.source.id}
@@ -35,17 +43,50 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
     project.set("LOOPHOLE_SETTINGS", settings)
     project.setdict(frontier_settings(settings), priority="project")  # this Settings, not the environment's
     for key, value in (overrides or {}).items():
-        project.set(key, value)
+        # Above "spider" priority: a run's explicit overrides beat a source's politeness settings.
+        project.set(key, value, priority="cmdline")
     return project
 
 
+def backoff_until(store: Store, source_id: str, now: datetime | None = None) -> datetime | None:
+    """When the source's last run stopped on block pages: the time it may run again, if still ahead."""
+    with store.session() as session:
+        stats = session.scalar(select(CrawlRun.stats).where(CrawlRun.source == source_id)
+                               .order_by(CrawlRun.id.desc()).limit(1))
+    value = (stats or {}).get("backoff_until")
+    if not value:
+        return None
+    until = datetime.fromisoformat(value)
+    return until if until > (now or datetime.now(UTC)) else None
+
+
+def _runnable(settings: Settings, jobs: list[CrawlJob]) -> tuple[list[CrawlJob], list[dict]]:
+    settings.ensure_dirs()
+    store = Store(settings.db_url)
+    try:
+        waiting = {job.source.id: backoff_until(store, job.source.id) for job in jobs if not job.force}
+    finally:
+        store.close()
+    skipped = [{"source": sid, "skipped": f"backing off after block pages until {until.isoformat()}"}
+               for sid, until in waiting.items() if until]
+    for row in skipped:
+        log.warning("%s: %s", row["source"], row["skipped"])
+    return [job for job in jobs if not waiting.get(job.source.id)], skipped
+
+
 def run_crawl(settings: Settings, jobs: list[CrawlJob], overrides: dict[str, Any] | None = None) -> list[dict]:
-    """Crawl every job's source concurrently and return each crawler's final stats."""
+    """Crawl every job's source concurrently and return each crawler's final stats
+    (a source backing off after block pages is skipped, unless its job says ``force``)."""
+    jobs, skipped = _runnable(settings, jobs)
+    if not jobs:
+        return skipped
     process = CrawlerProcess(scrapy_settings(settings, overrides), install_root_handler=True)
     crawlers = []
     for job in jobs:
-        crawler = process.create_crawler(job.source.spider)
+        crawler = process.create_crawler(spider_class(job.source))
         crawlers.append(crawler)
         process.crawl(crawler, **job.spider_kwargs())
     process.start()
-    return [{"source": job.source.id, **crawler.stats.get_stats()} for job, crawler in zip(jobs, crawlers, strict=True)]
+    finished = [{"source": job.source.id, **crawler.stats.get_stats()}
+                for job, crawler in zip(jobs, crawlers, strict=True)]
+    return finished + skipped

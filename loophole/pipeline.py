@@ -8,7 +8,7 @@ directory. Crawler pipelines, ``loophole ingest`` and ``loophole eval`` all go t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from extract import ExtractedPage, UnusableContent, extract_page
+from extract.attachments import save_attachments, with_attachment_text
 from index.calibration import load_thresholds
 from index.chunking import chunk_document
 from index.detect import Detector, PatternScore
@@ -45,6 +46,9 @@ class RawPage:
     render_mode: str = "http"
     source: str = ""
     selectors: dict[str, str] = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)          # structured fields the spider read
+    attachments: list[dict] = field(default_factory=list)  # fetched attachments (see crawlers.items)
+    screenshot: bytes | None = None                      # PNG of the rendered page (browser sources)
 
 
 @dataclass
@@ -134,6 +138,7 @@ class Monitor:
             log.warning("not stored: %s (%s)", raw.url, exc)
             return IngestResult(raw.url, "rejected", reason=str(exc))
         self._save_snapshot(raw, sha256)
+        page = self._with_extras(raw, page)
         entities = self.watchlist.find(page.title + "\n" + page.text)
         doc_id = self._save_document(raw, sha256, page, entities)
         flagged = self._index_and_score(doc_id, page, entities)
@@ -148,18 +153,40 @@ class Monitor:
             if doc is not None:
                 doc.sha256 = sha256
 
-    def _save_snapshot(self, raw: RawPage, sha256: str) -> None:
-        _, path = write_snapshot(self.settings.snapshot_dir, raw.body)
+    def _save_snapshot(self, raw: RawPage, sha256: str, path: str | None = None, size: int | None = None) -> None:
+        if path is None:
+            path = str(write_snapshot(self.settings.snapshot_dir, raw.body)[1])
         with self.store.session() as session:
             if session.get(Snapshot, sha256) is None:
                 session.add(Snapshot(sha256=sha256, url=raw.url, final_url=raw.final_url or raw.url,
                                      status=raw.status, headers=dict(raw.headers), fetched_at=raw.fetched_at,
-                                     render_mode=raw.render_mode, size=len(raw.body), path=str(path),
-                                     source=raw.source))
+                                     render_mode=raw.render_mode, size=len(raw.body) if size is None else size,
+                                     path=path, source=raw.source))
+
+    def _with_extras(self, raw: RawPage, page: ExtractedPage) -> ExtractedPage:
+        """Attachments (snapshotted, text appended), the spider's fields and the screenshot."""
+        attachments = save_attachments(raw.attachments, self.settings.snapshot_dir)
+        for attachment in attachments:
+            if attachment.sha256:
+                fetched_at = attachment.fetched_at or raw.fetched_at
+                self._save_snapshot(RawPage(url=attachment.url, body=b"", headers=attachment.headers,
+                                            fetched_at=fetched_at, render_mode="attachment", source=raw.source),
+                                    attachment.sha256, attachment.path, attachment.size)
+        fields = {**page.fields, **raw.fields}
+        if attachments:
+            fields["attachments"] = [a.record() for a in attachments]
+        if raw.screenshot:
+            shot_hash, shot_path = write_snapshot(self.settings.snapshot_dir, raw.screenshot)
+            self._save_snapshot(RawPage(url=raw.url, body=b"", headers={"content-type": "image/png"},
+                                        fetched_at=raw.fetched_at, render_mode="screenshot", source=raw.source),
+                                shot_hash, str(shot_path), len(raw.screenshot))
+            fields["screenshot_sha256"] = shot_hash
+        return replace(page, text=with_attachment_text(page.text, attachments), fields=fields)
 
     def _save_document(self, raw: RawPage, sha256: str, page: ExtractedPage, entities: list[EntityHit]) -> int:
         values = dict(source=raw.source, sha256="", title=page.title, text=page.text, lang=page.lang,
                       kind=page.kind, published=page.date, encoding=page.encoding, fields=page.fields,
+                      process_id=page.fields.get("process_id"),
                       entities=[hit.__dict__ for hit in entities], updated_at=datetime.now(UTC))
         with self.store.session() as session:
             doc = session.scalar(select(Document).where(Document.url == raw.url))

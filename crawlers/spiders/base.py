@@ -1,21 +1,35 @@
-"""Shared spider behaviour: source config, ``-a base_url=``, a sample limit, page items.
+"""Shared spider behaviour: source config, ``-a base_url=``, a sample limit, page items,
+incremental crawling (a notice already stored is not fetched again), keyword search terms
+and attachments fetched one after another with the page.
 
 Spiders only yield requests and items. Everything after the fetch happens in pipelines.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
+from sqlalchemy import select
+from twisted.python.failure import Failure
 
 from crawlers.items import PageItem
-from loophole.config import load_settings
-from loophole.sources import Source, load_sources
+from index.store import Document, Store
+from loophole.config import ConfigError, Settings, load_settings
+from loophole.sources import Source, load_sources, seed_urls
+
+log = logging.getLogger(__name__)
+
+
+def _headers(response: Response) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
 
 
 class SourceSpider(scrapy.Spider):
@@ -24,51 +38,170 @@ class SourceSpider(scrapy.Spider):
     source_id: str = ""
     selectors: dict[str, str] = {}
 
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        """The source's politeness overrides apply to this spider's crawler only."""
+        super().update_settings(settings)
+        source = _registered_source(cls.source_id or cls.name)
+        if source is not None:
+            settings.setdict(source.politeness.scrapy_settings(), priority="spider")
+
     def __init__(self, base_url: str | None = None, limit: str | int | None = None,
                  source: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_id = source or self.source_id or self.name
-        self.source: Source = load_sources(load_settings().sources_file)[self.source_id]
+        self.config = load_settings()
+        self.source: Source = load_sources(self.config.sources_file)[self.source_id]
+        self.mirror = base_url is not None
         self.base_url = (base_url or self.source.base_url).rstrip("/")
         self.allowed_domains = self.source.domains_for(self.base_url)
         self.limit = int(limit) if limit else None
         self.expected = 0
         self.requested = 0
 
+    # -- configuration -------------------------------------------------------------------
+
+    @cached_property
+    def settings_obj(self) -> Settings:
+        configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
+        return configured if isinstance(configured, Settings) else self.config
+
     def url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))
 
+    def on_mirror(self, url: str) -> str:
+        """A configured absolute URL (e.g. a download host) moved onto the mirror when crawling one."""
+        if not self.mirror:
+            return url
+        base, target = urlsplit(self.base_url), urlsplit(url)
+        return urlunsplit((base.scheme, base.netloc, target.path, target.query, ""))
+
+    def on_site(self, url: str) -> bool:
+        """The URL's host is one of the source's domains (or a subdomain); ports do not matter."""
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == domain or host.endswith("." + domain) for domain in self.allowed_domains)
+
     def start_urls_for_source(self) -> Iterable[str]:
-        return (self.url(path) for path in self.source.start)
+        yield from (self.url(path) for path in self.source.start)
+        yield from (self.on_mirror(url) for url in seed_urls(self.config.sources_file, self.source))
+
+    def search_terms(self) -> list[str]:
+        """The source's fixed terms plus the names of watchlist entities of the configured types."""
+        search = self.source.search
+        if search is None:
+            return []
+        terms = list(search.terms)
+        if search.watchlist_types:
+            from index.entities import load_watchlist
+
+            watchlist = load_watchlist(self.settings_obj.watchlist_file)
+            terms += [e.name for e in watchlist.entities if e.type in search.watchlist_types]
+        return list(dict.fromkeys(terms))
+
+    # -- requests ------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
         for url in self.start_urls_for_source():
             yield self.list_request(url)
+        for request in self.search_requests():
+            yield request
 
-    def list_request(self, url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse, meta=self.render_meta(), dont_filter=False)
+    def search_requests(self) -> Iterable[scrapy.Request]:
+        """Requests for the source's keyword search; spiders with a search override this."""
+        return ()
 
-    def detail_request(self, url: str, callback: Any = None) -> scrapy.Request | None:
-        """A request for a content page, or None once the sample limit is reached."""
+    def list_request(self, url: str, **meta: Any) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse, meta={**self.render_meta(), **meta})
+
+    @cached_property
+    def store(self) -> Store:
+        self.settings_obj.ensure_dirs()  # the first run of a fresh data directory starts here
+        return Store(self.settings_obj.db_url)
+
+    def known(self, url: str) -> bool:
+        """Already stored: a notice does not change once published, so it is not fetched again."""
+        with self.store.session() as session:
+            # An empty hash marks an ingest that did not finish: that page is fetched again.
+            return session.scalar(select(Document.id).where(Document.url == url, Document.sha256 != "")) is not None
+
+    def detail_request(self, url: str, callback: Any = None, refetch: bool = False,
+                       **meta: Any) -> scrapy.Request | None:
+        """A request for a content page, or None once known or the sample limit is reached."""
         self.expected += 1
-        self.crawler.stats.set_value("pages/expected", self.expected)
+        stats = self.crawler.stats
+        stats.set_value("pages/expected", self.expected)
+        if not refetch and self.known(url):
+            stats.inc_value("pages/known")
+            return None
         if self.limit is not None and self.requested >= self.limit:
+            stats.inc_value("pages/over_limit")
             return None
         self.requested += 1
-        return scrapy.Request(url, callback=callback or self.parse_page, meta=self.render_meta())
+        return scrapy.Request(url, callback=callback or self.parse_page, meta={**self.render_meta(), **meta})
 
     def render_meta(self) -> dict[str, Any]:
         return {"playwright": True} if self.source.browser else {}
 
-    def page_item(self, response: Response, selectors: dict[str, str] | None = None) -> PageItem:
+    # -- items ---------------------------------------------------------------------------
+
+    def page_item(self, response: Response, selectors: dict[str, str] | None = None,
+                  fields: dict[str, Any] | None = None) -> PageItem:
         self.crawler.stats.inc_value("pages/fetched")
-        headers = {k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
-                   for k, v in response.headers.items()}
         return PageItem(url=response.request.url if response.request else response.url, final_url=response.url,
-                        body=response.body, status=response.status, headers=headers,
+                        body=response.body, status=response.status, headers=_headers(response),
                         fetched_at=datetime.now(UTC),
                         render_mode="browser" if response.meta.get("playwright") else "http",
-                        source=self.source_id, selectors=selectors if selectors is not None else self.selectors)
+                        source=self.source_id, selectors=selectors if selectors is not None else self.selectors,
+                        fields=fields or {}, attachments=[])
 
     def parse_page(self, response: Response, **kwargs: Any) -> Any:
         yield self.page_item(response)
+
+    # -- attachments ---------------------------------------------------------------------
+
+    def with_attachments(self, item: PageItem, links: list[tuple[str, str]]) -> Any:
+        """The item, after its attachments are fetched one at a time (politely, in order).
+
+        A failed or oversized download is recorded on the item with the error; it never
+        loses the notice.
+        """
+        allowed = [(url, name) for url, name in links if self.on_site(url)]
+        if len(allowed) < len(links):
+            # dont_filter below also skips Scrapy's offsite check, so it is done here.
+            self.crawler.stats.inc_value("attachments/offsite", len(links) - len(allowed))
+        return self._next_attachment(item, allowed)
+
+    def _next_attachment(self, item: PageItem, pending: list[tuple[str, str]]) -> Any:
+        if not pending:
+            return item
+        url, name = pending.pop(0)
+        meta = {"item": item, "pending": pending, "name": name,
+                "download_maxsize": self.settings_obj.crawl.max_attachment_bytes}
+        # dont_filter: an attachment shared by two notices must still reach the second one's
+        # callback, or that notice would wait forever and never be stored.
+        return scrapy.Request(url, callback=self._attachment_done, errback=self._attachment_failed,
+                              meta=meta, dont_filter=True)
+
+    def _attachment_done(self, response: Response) -> Any:
+        meta = response.meta
+        self.crawler.stats.inc_value("attachments/fetched")
+        meta["item"]["attachments"].append({"url": response.url, "name": meta["name"], "body": response.body,
+                                            "headers": _headers(response), "status": response.status,
+                                            "fetched_at": datetime.now(UTC)})
+        yield self._next_attachment(meta["item"], meta["pending"])
+
+    def _attachment_failed(self, failure: Failure) -> Any:
+        request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        error = failure.getErrorMessage() or repr(failure.value)
+        log.warning("attachment not fetched: %s (%s): %s", meta["name"], request.url, error)
+        self.crawler.stats.inc_value("attachments/failed")
+        meta["item"]["attachments"].append({"url": request.url, "name": meta["name"], "error": error})
+        yield self._next_attachment(meta["item"], meta["pending"])
+
+
+def _registered_source(source_id: str) -> Source | None:
+    try:
+        return load_sources(load_settings().sources_file).get(source_id)
+    except ConfigError:
+        return None

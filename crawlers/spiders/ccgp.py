@@ -1,20 +1,52 @@
-"""China Government Procurement Network (www.ccgp.gov.cn) channel lists and notices.
+"""China Government Procurement Network (www.ccgp.gov.cn): channel lists, keyword search, notices.
 
 List pages: ``ul.c_list_bid li a`` to detail pages ``/cggg/{zygg|dfgg}/{type}/{YYYYMM}/t{date}_{id}.htm``;
-pagination from the page's ``Pager({size:N, ...})`` call (index.htm, index_1.htm, ...).
-Details come in two templates (vF_ and vT_ classes); the 公告概要 table and the body are kept.
+the page count from the page's ``Pager({size:N, current:M, ...})`` call (index.htm, index_1.htm, ...).
+Pages are walked one after another, newest first, and the walk stops on the first page that
+holds an already stored notice: everything older was seen on an earlier run.
+Search: ``search.ccgp.gov.cn/bxsearch`` with the watch terms, a date range and the notice-type
+(``bidType``), scope (``bidSort``) and category (``pinMu``) filters from the source's search params.
+Details come in two templates (vF_ and vT_ classes); the 公告概要 table and the body are kept;
+attachments are ``a.bizDownload`` links whose id is a uuid for the download service.
+
+Options (sources.yaml ``options``): ``attachment_url`` (``{uuid}`` template), ``search_url``,
+``max_pages`` (per channel walk).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import scrapy
 from scrapy.http import Response
 
 from crawlers.spiders.base import SourceSpider
 
-_PAGER = re.compile(r"Pager\(\{[^}]*size\s*:\s*(\d+)[^}]*current\s*:\s*(\d+)")
+_PAGER = re.compile(r"Pager\(\{[^}]*?size\s*:\s*(\d+)[^}]*?current\s*:\s*(\d+)")
+_DETAIL_PATH = re.compile(r"/cggg/(zygg|dfgg)/(\w+)/\d{6}/t\d{8}_\d+\.htm$")
+_ATTACHMENT_SUFFIX = re.compile(r"\.(pdf|docx?|xlsx?|zip|rar)$", re.IGNORECASE)
+# The channel folder names as CCGP uses them, with the notice type each carries.
+CHANNEL_TYPES = {
+    "gkzb": "公开招标", "yqzb": "邀请招标", "jzxtp": "竞争性谈判", "jzxcs": "竞争性磋商", "xjgg": "询价公告",
+    "dylygg": "单一来源", "zgysgg": "资格预审", "zbgg": "中标公告", "cjgg": "成交公告", "gzgg": "更正公告",
+    "zzgg": "终止公告", "fblbgg": "废标流标", "htgg": "合同公告", "qtgg": "其他公告", "cgyx": "采购意向",
+}
+DEFAULT_SEARCH = {"searchtype": "1", "page_index": "1", "bidSort": "0", "pinMu": "0", "bidType": "0",
+                  "dbselect": "bidx", "timeType": "6", "displayZone": "", "zoneId": "", "pppStatus": "0",
+                  "buyerName": "", "projectId": "", "agentName": ""}
+
+
+def channel_fields(url: str) -> dict[str, str]:
+    """Scope (central/local) and channel type from a detail URL's path."""
+    match = _DETAIL_PATH.search(urlsplit(url).path)
+    if not match:
+        return {}
+    scope, folder = match.groups()
+    return {"scope": "central" if scope == "zygg" else "local", "channel": CHANNEL_TYPES.get(folder, folder)}
 
 
 class CcgpSpider(SourceSpider):
@@ -24,13 +56,86 @@ class CcgpSpider(SourceSpider):
         "date": "#pubTime",
         "body": "div.table, div.vF_detail_content, div.vT_detail_content",
     }
+    list_links = "ul.c_list_bid li > a::attr(href), ul.c_list_tat li > a::attr(href)"
+    search_links = "ul.vT-srch-result-list-bid li > a::attr(href)"
+
+    # -- channel lists ---------------------------------------------------------------------
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        for href in response.css("ul.c_list_bid li > a::attr(href), ul.c_list_tat li > a::attr(href)").getall():
-            request = self.detail_request(response.urljoin(href))
+        """One list page: its unseen notices, then the next page unless this one held a seen notice."""
+        seen_before = False
+        for href in response.css(self.list_links).getall():
+            url = response.urljoin(href)
+            request = self.detail_request(url)
+            seen_before = seen_before or self.known(url)
+            if request is not None:
+                yield request
+        next_page = self._next_page(response, response.meta.get("page", 0))
+        if next_page is not None and not seen_before:
+            yield self.list_request(next_page, page=response.meta.get("page", 0) + 1)
+        elif seen_before:
+            self.crawler.stats.inc_value("lists/stopped_at_known")
+
+    def _next_page(self, response: Response, page: int) -> str | None:
+        pager = _PAGER.search(response.text)
+        max_pages = int(self.source.options.get("max_pages", 50))
+        if not pager or page + 1 >= min(int(pager.group(1)), max_pages):
+            return None
+        return response.urljoin(f"index_{page + 1}.htm")
+
+    # -- keyword search --------------------------------------------------------------------
+
+    def search_requests(self) -> Iterable[scrapy.Request]:
+        for term in self.search_terms():
+            yield self.list_request(self.search_url(term, 1), callback_name="search", term=term, page=1)
+
+    def list_request(self, url: str, **meta: Any) -> scrapy.Request:
+        callback = self.parse_search if meta.pop("callback_name", None) == "search" else self.parse
+        return scrapy.Request(url, callback=callback, meta={**self.render_meta(), **meta})
+
+    def search_url(self, term: str, page: int) -> str:
+        """bxsearch URL for one term and result page, dates as YYYY:MM:DD (CCGP's format)."""
+        assert self.source.search is not None
+        today = datetime.now(UTC).date()
+        start = today - timedelta(days=self.source.search.days)
+        params = {**DEFAULT_SEARCH, **self.source.search.params, "kw": term, "page_index": str(page),
+                  "start_time": start.strftime("%Y:%m:%d"), "end_time": today.strftime("%Y:%m:%d")}
+        base = self.on_mirror(self.source.options.get("search_url", "https://search.ccgp.gov.cn/bxsearch"))
+        return f"{base}?{urlencode(params)}"
+
+    def parse_search(self, response: Response, **kwargs: Any) -> Any:
+        seen_before = False
+        for href in response.css(self.search_links).getall():
+            url = self.on_mirror(response.urljoin(href))
+            seen_before = seen_before or self.known(url)
+            request = self.detail_request(url)
             if request is not None:
                 yield request
         pager = _PAGER.search(response.text)
-        if pager and int(pager.group(2)) == 0:
-            for page in range(1, int(pager.group(1))):
-                yield self.list_request(response.urljoin(f"index_{page}.htm"))
+        page = response.meta["page"]
+        max_pages = int(self.source.options.get("max_pages", 50))
+        if pager and page < min(int(pager.group(1)), max_pages) and not seen_before:
+            term = response.meta["term"]
+            yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term, page=page + 1)
+
+    # -- notices -----------------------------------------------------------------------------
+
+    def parse_page(self, response: Response, **kwargs: Any) -> Any:
+        item = self.page_item(response, fields=channel_fields(response.url))
+        yield self.with_attachments(item, self.attachment_links(response))
+
+    def attachment_links(self, response: Response) -> list[tuple[str, str]]:
+        """(url, file name): bizDownload uuids first, then plain links to documents on the page."""
+        template = self.on_mirror(self.source.options.get(
+            "attachment_url", "https://download.ccgp.gov.cn/oss/download?uuid={uuid}"))
+        links = []
+        for anchor in response.css("a.bizDownload"):
+            uuid = anchor.attrib.get("id", "").strip()
+            if re.fullmatch(r"[A-Za-z0-9\-]{8,64}", uuid):
+                links.append((template.format(uuid=uuid), anchor.xpath("string()").get("").strip() or uuid))
+        for anchor in response.css("div.vF_detail_content a[href], div.vT_detail_content a[href]"):
+            href = anchor.attrib["href"]
+            if _ATTACHMENT_SUFFIX.search(urlsplit(href).path):
+                links.append((response.urljoin(href), anchor.xpath("string()").get("").strip() or href))
+        unique = list(dict.fromkeys(links))
+        return unique[: self.settings_obj.crawl.max_attachments_per_page]

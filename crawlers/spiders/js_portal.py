@@ -1,7 +1,11 @@
 """Provincial portals whose lists and notices are rendered by JavaScript from a JSON API.
 
 Both list and detail pages go through Chromium (scrapy-playwright); the spider waits for the
-rendered content, so what is stored is what a person would have seen.
+rendered content, so what is stored is what a person would have seen, with a full-page
+screenshot as evidence of it.
+
+Options: ``list_links`` (CSS for notice links, default ``#notice-list a``), ``rendered``
+(CSS that exists once a notice is rendered, default ``body[data-rendered]``).
 """
 
 from __future__ import annotations
@@ -19,15 +23,30 @@ class JsPortalSpider(SourceSpider):
     name = "js_portal"
     selectors = {"title": "h1.notice-title", "date": ".notice-meta .date", "body": "div.notice-meta, div.notice-body"}
 
-    def list_request(self, url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse, meta=self._wait_for("#notice-list a"))
+    @property
+    def links_css(self) -> str:
+        return str(self.source.options.get("list_links", "#notice-list a"))
 
-    def _wait_for(self, selector: str) -> dict[str, Any]:
-        return {"playwright": True, "playwright_page_methods": [PageMethod("wait_for_selector", selector)]}
+    def list_request(self, url: str, **meta: Any) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse, meta={**self._wait_for(self.links_css), **meta})
+
+    def _wait_for(self, selector: str, screenshot: bool = False) -> dict[str, Any]:
+        methods = [PageMethod("wait_for_selector", selector)]
+        if screenshot:
+            methods.append(PageMethod("screenshot", full_page=True, type="png"))
+        return {"playwright": True, "playwright_page_methods": methods}
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        for href in response.css("#notice-list a::attr(href)").getall():
-            request = self.detail_request(response.urljoin(href))
+        rendered = str(self.source.options.get("rendered", "body[data-rendered]"))
+        for href in response.css(f"{self.links_css}::attr(href)").getall():
+            request = self.detail_request(response.urljoin(href), **self._wait_for(rendered, screenshot=True))
             if request is not None:
-                request.meta.update(self._wait_for("body[data-rendered]"))
                 yield request
+
+    def parse_page(self, response: Response, **kwargs: Any) -> Any:
+        item = self.page_item(response)
+        methods = response.meta.get("playwright_page_methods") or []
+        shots = [m.result for m in methods if getattr(m, "method", "") == "screenshot" and m.result]
+        if shots:
+            item["screenshot"] = shots[-1]
+        yield item

@@ -1,4 +1,4 @@
-"""Vendor sites, marketplaces and shops: start pages, then links under the source's paths."""
+"""Vendor sites, resellers and shops: start pages (or a seed list), then links under the source's paths."""
 
 from __future__ import annotations
 
@@ -11,18 +11,23 @@ from crawlers.spiders.base import SourceSpider
 
 
 class SiteSpider(SourceSpider):
-    """Generic: every source with ``spider: site`` uses it with ``-a source=ID``."""
+    """Generic: every source with ``spider: site`` uses it (``scrapy crawl SOURCE_ID``)."""
 
     name = "site"
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        prefixes = self.source.follow or ["/"]
+        """A start page: follow its links under the source's ``follow`` path prefixes. Without
+        ``follow`` (a seed list of single reseller ads) the start page is itself the content."""
+        if not self.source.follow:
+            yield self.page_item(response)
+            return
         starts = set(self.start_urls_for_source())
         for href in response.css("a::attr(href)").getall():
-            url = response.urljoin(href)
+            url = response.urljoin(href).split("#")[0]
             path = urlsplit(url).path
-            if url in starts or not any(path.startswith(prefix) for prefix in prefixes):
+            if url in starts or not url.startswith(("http://", "https://")) \
+                    or not any(path.startswith(prefix) for prefix in self.source.follow):
                 continue
-            request = self.detail_request(url.split("#")[0])
+            request = self.detail_request(url)
             if request is not None:
                 yield request

@@ -1,0 +1,85 @@
+"""seeds/sources.yaml: the shipped file is valid, every source is a Scrapy spider, and a bad
+entry is reported with the file, the source and the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crawlers.spiders.registry import SPIDERS, spider_class
+from loophole.config import SEEDS_DIR, ConfigError
+from loophole.sources import load_sources
+from tests.conftest import ROOT, cli_env
+
+SHIPPED = SEEDS_DIR / "sources.yaml"
+
+
+def test_shipped_sources_cover_every_kind_and_family() -> None:
+    sources = load_sources(SHIPPED)
+    assert {s.kind for s in sources.values()} == {"procurement", "vendor", "marketplace", "reseller"} | (
+        {"news"} & {s.kind for s in sources.values()})
+    assert {s.spider for s in sources.values()} == set(SPIDERS)
+    ccgp_local = sources["ccgp-local"]
+    assert any("/dfgg/zbgg/" in path for path in ccgp_local.start) and any("/dfgg/gzgg/" in path for path in ccgp_local.start)
+    assert sources["ccgp-search"].search is not None and sources["ccgp-search"].politeness.download_delay == 3
+    for source in sources.values():
+        cls = spider_class(source)
+        assert cls.name == source.id and issubclass(cls, SPIDERS[source.spider])
+
+
+def test_politeness_overrides_reach_the_spider_settings() -> None:
+    from scrapy.settings import Settings
+
+    settings = Settings({"DOWNLOAD_DELAY": 1.0})
+    spider_class(load_sources(SHIPPED)["ccgp-search"]).update_settings(settings)
+    assert settings.getfloat("DOWNLOAD_DELAY") == 3
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "sources.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{id: a, kind: portal, spider: site, base_url: 'https://x.cn', start: [/]}", "field sources.0.kind (source id=a)"),
+    ("{id: b, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], schedule: 'daily'}",
+     ":2: field sources.0.schedule (source id=b): Value error, expected a 5-field cron"),
+    ("{id: c, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], timezone: Mars/Olympus}",
+     "unknown time zone"),
+    ("{id: d, kind: vendor, spider: site, base_url: 'https://x.cn'}", "needs start paths, a search or a seeds_file"),
+    ("{id: e, kind: vendor, spider: site, base_url: 'x.cn', start: [/]}", "field sources.0.base_url (source id=e)"),
+    ("{id: f, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], politness: {}}", "field sources.0.politness"),
+])
+def test_bad_entries_name_file_source_and_field(tmp_path: Path, entry: str, message: str) -> None:
+    path = _write(tmp_path, f"sources:\n  - {entry}\n")
+    with pytest.raises(ConfigError) as error:
+        load_sources(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_missing_seeds_file_and_duplicate_ids(tmp_path: Path) -> None:
+    entry = "{id: r, kind: reseller, spider: site, base_url: 'https://x.cn', seeds_file: nope.txt}"
+    with pytest.raises(ConfigError, match="source r field seeds_file: no such file nope.txt"):
+        load_sources(_write(tmp_path, f"sources:\n  - {entry}\n"))
+    twice = "{id: s, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/]}"
+    with pytest.raises(ConfigError, match="duplicate source ids: s"):
+        load_sources(_write(tmp_path, f"sources:\n  - {twice}\n  - {twice}\n"))
+
+
+def test_scrapy_list_and_loophole_sources_show_every_source(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "home", PYTHONPATH=str(ROOT))
+    listed = subprocess.run([sys.executable, "-m", "scrapy", "list"], cwd=ROOT, capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    ids = set(load_sources(SHIPPED))
+    assert ids <= set(listed.stdout.split())
+    shown = subprocess.run([sys.executable, "-m", "loophole.cli", "sources", "--json"], cwd=ROOT, capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    rows = {row["id"]: row for row in json.loads(shown.stdout)}
+    assert set(rows) == ids and rows["ccgp"]["timezone"] == "Asia/Shanghai"
