@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from loophole import cli_alerts
 from loophole.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
@@ -229,6 +230,8 @@ def demo(port: Annotated[int, typer.Option(help="Port for the mock web; keep it 
 
     run_demo(_settings(), port)
 
+
+cli_alerts.register(app)
 
 if __name__ == "__main__":
     app()
