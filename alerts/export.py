@@ -61,13 +61,20 @@ def export_records(store: Store, since: datetime | None = None, subscription: Su
     return records_for(store, views)
 
 
+def _cell(value: Any) -> Any:
+    """Scraped text opened in a spreadsheet must not become a formula (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
     row = {key: rec.get(key) for key in CSV_COLUMNS}
     for key in ("entities", "sources", "stages"):
         row[key] = "; ".join(rec[key])
     row["member_urls"] = " ".join(m["url"] for m in rec["members"])
     row["history"] = json.dumps(rec["history"], ensure_ascii=False)
-    return row
+    return {key: _cell(value) for key, value in row.items()}
 
 
 def dumps(records: list[dict[str, Any]], fmt: Format) -> str:

@@ -129,6 +129,7 @@ def run_digest(settings: Settings, name: str, now: datetime | None = None, out_d
     """Deliver one subscription's digest on each of its channels; returns what each channel did."""
     sub = settings.subscription(name)
     now = now or datetime.now(UTC)
+    settings.ensure_dirs()
     store = Store(settings.db_url)
     run = DigestRun(sub.name)
     try:
