@@ -82,7 +82,8 @@ class SchedulerSettings(_Section):
 
     timezone: str = "UTC"
     default_crawl_schedule: str = "0 6 * * *"      # for sources without a `schedule`
-    misfire_grace_seconds: int | None = Field(12 * 3600, ge=1)  # None: run a missed job however late
+    # None: a run missed while the service was down happens once on start, however late.
+    misfire_grace_seconds: int | None = Field(None, ge=1)
     # A job's cross-process lock expires after this long, so a crashed process cannot block it forever.
     lock_ttl_seconds: int = Field(6 * 3600, ge=60)
     crawl_timeout_seconds: int = Field(4 * 3600, ge=60)
