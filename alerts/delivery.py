@@ -1,13 +1,11 @@
-"""Delivery channels: SMTP (STARTTLS/SSL, auth from the environment) or an outbox folder."""
+"""SMTP delivery (STARTTLS/SSL, auth from the environment); retries and other channels: alerts/channels.py."""
 
 from __future__ import annotations
 
 import smtplib
 import ssl
 from email.message import EmailMessage
-from pathlib import Path
 
-from alerts.digest import write_eml
 from loophole.config import Settings
 
 
@@ -34,11 +32,3 @@ def send_smtp(message: EmailMessage, settings: Settings) -> str:
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"SMTP delivery to {smtp.host}:{smtp.port} failed: {exc}") from exc
     return f"smtp:{smtp.host}:{smtp.port}"
-
-
-def deliver(message: EmailMessage, settings: Settings, out_dir: Path | None = None) -> str:
-    """Send by SMTP when configured, else write an .eml into the outbox (or ``out_dir``)."""
-    if out_dir is None and settings.smtp.host:
-        return send_smtp(message, settings)
-    path = write_eml(message, out_dir or settings.outbox_dir)
-    return f"file:{path}"

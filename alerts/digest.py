@@ -1,4 +1,5 @@
-"""The daily digest: unsent alerts grouped by pattern, best first, as HTML and plain text.
+"""The digest of one subscription: alert groups it has not received, by pattern, best first,
+with crawl health and a summary line, as mail-client HTML (tables, inline CSS) and plain text.
 
 Jinja2 autoescapes everything that came from a crawled page (titles, sentences, URLs), so a
 hostile page cannot run script in a mail client. Links are only emitted for http(s) URLs.
@@ -11,74 +12,96 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Exists
 
-from index.store import Alert, Document, Store
+from alerts.health import SourceHealth, crawl_health
+from alerts.views import AlertView, heads_query, load_views, matches, safe_link
+from index.store import Alert, AlertSend
+from loophole.config import Subscription
+
+__all__ = ["Digest", "build_message", "collect", "render", "safe_link", "write_eml"]
 
 _env = Environment(loader=PackageLoader("alerts", "templates"),
-                   autoescape=select_autoescape(["html", "html.j2"], default=False),
+                   autoescape=select_autoescape(["html", "html.j2", "xml", "atom.j2"], default=False),
                    trim_blocks=True, lstrip_blocks=True)
 
 
-def safe_link(url: str) -> str | None:
-    """Only http(s) URLs become links; javascript:, data: and the like are shown as text."""
-    return url if urlsplit(url).scheme in ("http", "https") else None
-
-
-@dataclass
-class DigestItem:
-    alert_id: int
-    pattern_id: str
-    score: float
-    title: str
-    url: str
-    link: str | None
-    date: str | None
-    sentence: str
-    party: str
-    entities: list[str]
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @dataclass
 class Digest:
-    groups: dict[str, list[DigestItem]] = field(default_factory=dict)
+    subscription: str = "default"
+    timezone: str = "UTC"
+    groups: dict[str, list[AlertView]] = field(default_factory=dict)
     pattern_titles: dict[str, str] = field(default_factory=dict)
+    health: list[SourceHealth] = field(default_factory=list)
+    updated: set[int] = field(default_factory=set)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
-    def items(self) -> list[DigestItem]:
+    def items(self) -> list[AlertView]:
         return [item for group in self.groups.values() for item in group]
 
     @property
-    def alert_ids(self) -> list[int]:
-        return [item.alert_id for item in self.items]
+    def alerts(self) -> list[tuple[int, int]]:
+        """(head id, revision) of every item: what a successful send records."""
+        return [(item.id, item.revision) for item in self.items]
+
+    @property
+    def local_created(self) -> datetime:
+        return self.created.astimezone(ZoneInfo(self.timezone))
+
+    @property
+    def problems(self) -> list[SourceHealth]:
+        return [h for h in self.health if not h.ok]
+
+    @property
+    def summary(self) -> str:
+        items = self.items
+        updated = sum(1 for item in items if item.id in self.updated)
+        sources = {s for item in items for s in item.sources}
+        parts = [f"{_plural(len(items) - updated, 'new alert')}"]
+        if updated:
+            parts.append(f"{updated} updated")
+        parts.append(f"in {_plural(len(self.groups), 'pattern')} from {_plural(len(sources), 'source')}")
+        if self.health:
+            parts.append(f"· crawl: {len(self.health) - len(self.problems)} ok, "
+                         f"{len(self.problems)} need attention")
+        return " ".join(parts)
 
 
-def _item(alert: Alert, doc: Document) -> DigestItem:
-    fields = doc.fields or {}
-    party = fields.get("buyer") or next((e["name"] for e in doc.entities or [] if e.get("type") == "sanctioned-vendor"),
-                                        "")
-    return DigestItem(alert.id, alert.pattern_id, alert.score, doc.title or doc.url, doc.url, safe_link(doc.url),
-                      doc.published, alert.sentence, party,
-                      [e["name"] for e in (doc.entities or [])][:8])
+def _sent_clause(name: str, channel: str) -> Exists:
+    return exists().where(and_(AlertSend.alert_id == Alert.id, AlertSend.subscription == name,
+                               AlertSend.channel == channel, AlertSend.revision >= Alert.revision))
 
 
-def collect(store: Store, pattern_titles: dict[str, str], per_pattern: int = 50) -> Digest:
-    """Alerts not yet sent, grouped by pattern in library order, best score first."""
-    digest = Digest(pattern_titles=pattern_titles)
-    with store.session() as session:
-        rows = session.execute(select(Alert, Document).join(Document, Alert.doc_id == Document.id)
-                               .where(Alert.sent_at.is_(None)).order_by(Alert.score.desc())).all()
-    for alert, doc in rows:
-        group = digest.groups.setdefault(alert.pattern_id, [])
-        if len(group) < per_pattern:
-            group.append(_item(alert, doc))
-    order = list(pattern_titles)
-    digest.groups = dict(sorted(digest.groups.items(),
-                                key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+def _ordered(groups: dict[str, list[AlertView]], titles: dict[str, str]) -> dict[str, list[AlertView]]:
+    order = list(titles)
+    return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: list[str],
+            public_base_url: str | None = None, now: datetime | None = None) -> Digest:
+    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since), ranked by score."""
+    digest = Digest(subscription=sub.name, timezone=sub.timezone, pattern_titles=titles,
+                    created=now or datetime.now(UTC))
+    views = load_views(session, heads_query().where(~_sent_clause(sub.name, channel)), public_base_url)
+    for view in views:
+        group = digest.groups.setdefault(view.pattern_id, [])
+        if matches(view, sub) and len(group) < sub.max_items_per_pattern:
+            group.append(view)
+    digest.groups = _ordered({k: v for k, v in digest.groups.items() if v}, titles)
+    ids = [item.id for item in digest.items]
+    digest.updated = set(session.scalars(select(AlertSend.alert_id).where(
+        AlertSend.alert_id.in_(ids), AlertSend.subscription == sub.name, AlertSend.channel == channel)))
+    digest.health = crawl_health(session, sub.sources or sources)
     return digest
 
 
@@ -92,10 +115,10 @@ def build_message(digest: Digest, sender: str, recipients: list[str], subject_pr
     html_body, text_body = render(digest)
     message = EmailMessage()
     count = len(digest.items)
-    message["Subject"] = f"{subject_prefix} {count} new alert{'s' if count != 1 else ''} ({digest.created:%Y-%m-%d})"
+    message["Subject"] = f"{subject_prefix} {_plural(count, 'new alert')} ({digest.local_created:%Y-%m-%d})"
     message["From"] = sender
     message["To"] = ", ".join(recipients) or sender
-    message["Date"] = formatdate(localtime=False)
+    message["Date"] = formatdate(digest.created.timestamp(), localtime=False)
     message["Message-ID"] = make_msgid(domain="loophole-watch.local")
     message.set_content(text_body)
     message.add_alternative(html_body, subtype="html")
@@ -109,12 +132,3 @@ def write_eml(message: EmailMessage, folder: Path) -> Path:
     tmp.write_bytes(bytes(message))
     tmp.replace(path)
     return path
-
-
-def mark_sent(store: Store, alert_ids: list[int], channel: str) -> None:
-    now = datetime.now(UTC)
-    with store.session() as session:
-        for alert in session.scalars(select(Alert).where(Alert.id.in_(alert_ids))):
-            alert.sent_at = now
-            alert.status = "sent"
-            alert.history = [*alert.history, {"event": "sent", "channel": channel, "at": now.isoformat()}]

@@ -138,6 +138,35 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     history: Mapped[list[Any]] = mapped_column(default=list)
+    # Near-duplicates (alerts/dedup.py): the id of the group's head alert (its own id for a head;
+    # NULL until grouped). A head's revision goes up when a later procurement stage joins it.
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AlertSend(Base):
+    """One delivery of a group head (at a revision) to one subscription's channel."""
+
+    __tablename__ = "alert_sends"
+    __table_args__ = (UniqueConstraint("alert_id", "subscription", "channel", "revision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    subscription: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    target: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobLock(Base):
+    """A lease that keeps one scheduled job from running twice at once, across processes and hosts."""
+
+    __tablename__ = "job_locks"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Delivery(Base):
@@ -150,7 +179,8 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="sending", index=True)   # sending | sent
-    alert_ids: Mapped[list[Any]] = mapped_column(default=list)
+    subscription: Mapped[str] = mapped_column(String(64), default="")
+    alert_ids: Mapped[list[Any]] = mapped_column(default=list)     # [alert group id, revision] pairs
     spool_path: Mapped[str] = mapped_column(Text)
     out_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     channel: Mapped[str] = mapped_column(Text, default="")

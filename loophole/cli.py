@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from loophole import cli_alerts
 from loophole.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
@@ -343,6 +344,7 @@ def db_upgrade() -> None:
         engine.dispose()
     typer.echo(f"schema at revision {revision} (head {head_revision()})")
 
+cli_alerts.register(app)
 
 if __name__ == "__main__":
     app()

@@ -7,13 +7,16 @@ without leaking a password. Every field has a default that needs neither.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_HOME = Path.home() / ".loophole"
@@ -95,11 +98,85 @@ class SmtpSettings(_Section):
     sender: str = "loophole-watch@localhost"
     recipients: list[str] = []
     timeout_seconds: float = 30.0
+    retries: int = Field(3, ge=0)            # further attempts after a failed send
+    retry_wait_seconds: float = Field(2.0, ge=0)  # doubled after each failure
 
 
 class DigestSettings(_Section):
     max_items_per_pattern: int = Field(50, ge=1)
     subject_prefix: str = "[Loophole Watch]"
+
+
+class SchedulerSettings(_Section):
+    """``loophole run``: the time zone of source cron schedules, and how missed runs are treated."""
+
+    timezone: str = "UTC"
+    default_crawl_schedule: str = "0 6 * * *"      # for sources without a `schedule`
+    # None: a run missed while the service was down happens once on start, however late.
+    misfire_grace_seconds: int | None = Field(None, ge=1)
+    # A job's cross-process lock expires after this long, so a crashed process cannot block it forever.
+    lock_ttl_seconds: int = Field(6 * 3600, ge=60)
+    crawl_timeout_seconds: int = Field(4 * 3600, ge=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from exc
+    return name
+
+
+class Subscription(_Section):
+    """Who gets which alerts, when (local time in their zone) and through which channels.
+
+    Apprise URLs carry tokens, so an entry may be ``env:VARIABLE`` to read the URL from the
+    environment at send time instead of keeping it in the file.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    recipients: list[str] = []                  # email addresses; empty: no email
+    patterns: list[str] = []                    # pattern ids; empty: all
+    min_score: float = 0.0
+    sources: list[str] = []                     # source ids; empty: all
+    entities: list[str] = []                    # watchlist entity ids or names; empty: no filter
+    time: str = "08:00"                         # HH:MM, local time in `timezone`
+    timezone: str = "UTC"
+    days: str = "*"                             # cron day_of_week, e.g. "mon-fri"
+    apprise: list[str] = []                     # Apprise URLs (json://, slack://, msteams://, discord://...)
+    atom: bool = False                          # write home/feeds/NAME.atom
+    max_items_per_pattern: int = Field(50, ge=1)
+
+    @field_validator("time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{1,2}:\d{2}", value):
+            raise ValueError("time must be HH:MM (24-hour clock)")
+        dt.time.fromisoformat(value.zfill(5))
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @property
+    def local_time(self) -> dt.time:
+        return dt.time.fromisoformat(self.time.zfill(5))
+
+    def apprise_urls(self) -> list[str]:
+        """The URLs, with ``env:NAME`` entries read from the environment (missing ones skipped)."""
+        urls = []
+        for entry in self.apprise:
+            url = os.environ.get(entry[4:], "") if entry.startswith("env:") else entry
+            if url:
+                urls.append(url)
+        return urls
 
 
 class Settings(_Section):
@@ -117,6 +194,27 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     digest: DigestSettings = DigestSettings()
     public_base_url: str | None = None
+    scheduler: SchedulerSettings = SchedulerSettings()
+    subscriptions: list[Subscription] = []
+
+    @model_validator(mode="after")
+    def _unique_subscriptions(self) -> Settings:
+        names = [sub.name for sub in self.subscriptions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate subscription names: {', '.join(duplicates)}")
+        return self
+
+    def effective_subscriptions(self) -> list[Subscription]:
+        """The configured subscriptions, else one "default" to the smtp recipients (daily 08:00 UTC)."""
+        return self.subscriptions or [Subscription(name="default", recipients=list(self.smtp.recipients),
+                                                   max_items_per_pattern=self.digest.max_items_per_pattern)]
+
+    def subscription(self, name: str) -> Subscription:
+        for sub in self.effective_subscriptions():
+            if sub.name == name:
+                return sub
+        raise ConfigError(f"no subscription named {name!r}")
 
     @property
     def db_url(self) -> str:
@@ -147,6 +245,10 @@ class Settings(_Section):
     @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
+
+    @property
+    def feeds_dir(self) -> Path:
+        return self.home / "feeds"
 
     @cached_property
     def smtp_password(self) -> str | None:

@@ -10,10 +10,12 @@ open a dialog or fetch a beacon URL if it ran; none may.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from alerts.dedup import assign_groups
 from alerts.digest import collect, render
 from index.store import Alert, Document, Store
 from loophole.config import BrowserSettings, Settings
@@ -86,7 +88,12 @@ def _render_in_chromium(html: str, tmp_path: Path, name: str) -> dict:
 @pytest.mark.parametrize("with_csp", [True, False], ids=["as-sent", "csp-removed"])
 def test_no_payload_executes_in_the_digest(settings: Settings, tmp_path: Path, with_csp: bool) -> None:
     store = _hostile_store(settings)
-    html, _ = render(collect(store, {"gpu-cloud-rental": "GPU cloud rental"}, per_pattern=100))
+    assign_groups(store)
+    sub = settings.effective_subscriptions()[0]
+    with store.session() as session:
+        digest = collect(session, sub, {"gpu-cloud-rental": "GPU cloud rental"}, "email", [], None,
+                         datetime.now(UTC))
+    html, _ = render(digest)
     store.close()
     if not with_csp:
         html = re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", html)

@@ -1,0 +1,104 @@
+"""``loophole run`` (the scheduler service) and ``loophole alerts ...`` (export, history)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loophole.config import Settings
+
+alerts_app = typer.Typer(help="Machine-readable alerts and their history.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    from loophole.cli import _settings as load
+
+    return load()
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError as exc:
+            typer.echo(f"error: --since {value!r}: use a date (2026-01-31) or an ISO time", err=True)
+            raise typer.Exit(2) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@alerts_app.command("export")
+def export(fmt: Annotated[str, typer.Option("--format", help="json, jsonl or csv.")] = "jsonl",
+           since: Annotated[str | None, typer.Option("--since", help="Only groups created or updated since "
+                                                                       "this date/time (UTC unless given).")] = None,
+           subscription: Annotated[str | None, typer.Option("--subscription", help="Apply its filters.")] = None,
+           out: Annotated[Path | None, typer.Option("--out", help="Write to FILE instead of stdout.")] = None,
+           ) -> None:
+    """Alert groups with all their sources, stages and history, for trust-and-safety pipelines."""
+    from alerts.export import dumps, export_records
+    from index.store import Store
+    from loophole.config import ConfigError
+
+    if fmt not in ("json", "jsonl", "csv"):
+        typer.echo(f"error: --format {fmt!r}: use json, jsonl or csv", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        sub = settings.subscription(subscription) if subscription else None
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    store = Store(settings.db_url)
+    try:
+        text = dumps(export_records(store, _since(since), sub, settings.public_base_url), fmt)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@alerts_app.command("history")
+def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any member of a group).")]) -> None:
+    """Everything that happened to one alert group: created, updated, sent where and when, feedback."""
+    from sqlalchemy import select
+
+    from alerts.views import history
+    from index.store import Alert, Store
+
+    store = Store(_settings().db_url)
+    try:
+        with store.session() as session:
+            head = session.scalar(select(Alert.group_id).where(Alert.id == alert_id))
+            if head is None:
+                typer.echo(f"error: no grouped alert {alert_id}", err=True)
+                raise typer.Exit(2)
+            typer.echo(json.dumps(history(session, [head])[head], ensure_ascii=False, indent=2))
+    finally:
+        store.close()
+
+
+def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each job's next run and exit.")] = False,
+        ) -> None:
+    """The service: crawls on each source's cron, digests at each subscription's local time (SIGTERM stops it)."""
+    from loophole.service import next_runs, run_service
+
+    settings = _settings()
+    if dry_run:
+        typer.echo(json.dumps(next_runs(settings), indent=2))
+        return
+    run_service(settings)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the main ``loophole`` app."""
+    app.command("run")(run)
+    app.add_typer(alerts_app, name="alerts")
