@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -28,13 +29,17 @@ from index.store import Chunk, Document, Store
 
 DB_FILE = "lexical.sqlite"
 _WORD = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]*", re.UNICODE)
-_STOP = frozenset("""a an and are as at be by for from in is it of on or that the this to with was were will
-的 了 和 与 及 或 在 是 为 对 等 中 由 于 将 其 并 及其 以及 一 个 我 我们 贵 本 该""".split())
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is",
+    "it", "of", "on", "or", "that", "the", "this", "to", "with", "was", "were", "will",
+    "的", "了", "和", "与", "及", "或", "在", "是", "为", "对", "等", "中", "由",
+    "于", "将", "其", "并", "及其", "以及", "一", "个", "我", "我们", "贵", "本", "该",
+})
 MAX_QUERY_TERMS = 48
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # type: ignore[no-untyped-def]
+def _jieba() -> Any:
     """Load jieba once per process (its dictionary takes a second or two)."""
     import jieba
 

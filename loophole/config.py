@@ -72,6 +72,16 @@ class DigestSettings(_Section):
     subject_prefix: str = "[Loophole Watch]"
 
 
+class WebSettings(_Section):
+    """``loophole serve``: the analysts' web app and JSON API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8740, ge=1, le=65535)
+    # Off only counts on a loopback address: reading then needs no token (triage still does).
+    auth: bool = True
+    page_size: int = Field(10, ge=1, le=100)
+
+
 class Settings(_Section):
     home: Path = DEFAULT_HOME
     database_url: str | None = None
@@ -83,6 +93,7 @@ class Settings(_Section):
     browser: BrowserSettings = BrowserSettings()
     smtp: SmtpSettings = SmtpSettings()
     digest: DigestSettings = DigestSettings()
+    web: WebSettings = WebSettings()
     public_base_url: str | None = None
 
     @property
