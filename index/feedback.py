@@ -21,7 +21,7 @@ Verdict = Literal["confirm", "dismiss"]
 _STATUS = {"confirm": "confirmed", "dismiss": "dismissed"}
 
 
-class FeedbackError(ValueError):
+class FeedbackError(LookupError):
     """A verdict that cannot be recorded (unknown document or pattern)."""
 
 

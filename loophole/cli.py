@@ -13,11 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loophole import cli_alerts
+from loophole import cli_alerts, cli_web
 from loophole.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+cli_web.register(app)  # serve, users, search
 console = Console(stderr=True)
 PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
 
@@ -189,25 +190,6 @@ def docs(source: Annotated[str | None, typer.Option(help="Only this source.")] =
     for doc in store.documents(source):
         table.add_row(str(doc.id), doc.kind, doc.lang, doc.published or "", doc.title[:70])
     Console().print(table)
-
-
-@app.command()
-def search(query: Annotated[str, typer.Argument(help="Any language; matches across Chinese and English.")],
-           limit: Annotated[int, typer.Option(help="Documents to return.")] = 10,
-           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Semantic search over the indexed passages."""
-    from index.search import search as run_search
-    from loophole.pipeline import Monitor
-
-    monitor = Monitor(_settings())
-    results = run_search(query, monitor.store, monitor.vectors, monitor.embedder, limit=limit)
-    if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
-        return
-    for rank, result in enumerate(results, start=1):
-        typer.echo(f"{rank}. [{result.score:.3f}] {result.title}\n   {result.url}")
-        for passage in result.passages[:2]:
-            typer.echo(f"   > {passage[:160]}")
 
 
 @app.command()

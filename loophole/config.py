@@ -179,6 +179,16 @@ class Subscription(_Section):
         return urls
 
 
+class WebSettings(_Section):
+    """``loophole serve``: the analysts' web app and JSON API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8740, ge=1, le=65535)
+    # Off only counts on a loopback address: reading then needs no token (triage still does).
+    auth: bool = True
+    page_size: int = Field(10, ge=1, le=100)
+
+
 class Settings(_Section):
     home: Path = DEFAULT_HOME
     database_url: str | None = None
@@ -193,6 +203,7 @@ class Settings(_Section):
     browser: BrowserSettings = BrowserSettings()
     smtp: SmtpSettings = SmtpSettings()
     digest: DigestSettings = DigestSettings()
+    web: WebSettings = WebSettings()
     public_base_url: str | None = None
     scheduler: SchedulerSettings = SchedulerSettings()
     subscriptions: list[Subscription] = []

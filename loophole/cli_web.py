@@ -1,0 +1,133 @@
+"""``loophole serve``, ``loophole users`` and ``loophole search``: the analysts' commands.
+
+Kept apart from loophole/cli.py so the web work stays in one place; cli.py registers them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loophole.config import ConfigError, Settings, load_settings
+
+users_app = typer.Typer(help="Web/API users and their tokens (roles: viewer, analyst, admin).",
+                        no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"configuration error\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def serve(host: Annotated[str | None, typer.Option(help="Address to bind (default: web.host, 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default: web.port).")] = None,
+          no_auth: Annotated[bool, typer.Option("--no-auth", help="Read without a token (loopback only).")] = False,
+          ) -> None:
+    """Serve the web app and JSON API (OpenAPI at /api/openapi.json)."""
+    import uvicorn
+
+    from web.app import create_app
+
+    settings = _settings()
+    web = settings.web.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
+    settings = settings.model_copy(update={"web": web})
+    settings.ensure_dirs()
+    try:
+        app = create_app(settings, auth=False if no_auth else None)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"Loophole Watch on http://{web.host}:{web.port}/ (auth {'on' if app.state.web.auth else 'off'})",
+               err=True)
+    uvicorn.run(app, host=web.host, port=web.port, log_level="warning")
+
+
+@users_app.command("add")
+def users_add(name: Annotated[str, typer.Argument(help="A name for the person or tool.")],
+              role: Annotated[str, typer.Option(help="viewer, analyst or admin.")] = "viewer") -> None:
+    """Create a user and print their token (shown this once; only its hash is kept)."""
+    from index.store import Store
+    from web.auth import UserError, add_user
+
+    settings = _settings()
+    settings.ensure_dirs()
+    try:
+        token = add_user(Store(settings.db_url), name, role)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Users with their role and when their token was last used."""
+    from index.store import Store
+    from web.auth import list_users
+
+    table = Table(title="Users")
+    for column in ("name", "role", "created", "last used"):
+        table.add_column(column)
+    for row in list_users(Store(_settings().db_url)):
+        table.add_row(row.name, row.role, f"{row.created_at:%Y-%m-%d %H:%M}",
+                      f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never")
+    Console().print(table)
+
+
+@users_app.command("remove")
+def users_remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Delete a user; their token stops working at once."""
+    from index.store import Store
+    from web.auth import UserError, remove_user
+
+    try:
+        remove_user(Store(_settings().db_url), name)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"removed {name}")
+
+
+def search(query: Annotated[str, typer.Argument(help="Any language; matches across Chinese and English.")],
+           limit: Annotated[int, typer.Option(help="Documents per page.")] = 10,
+           page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+           source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+           kind: Annotated[str | None, typer.Option(help="Only this document kind.")] = None,
+           lang: Annotated[str | None, typer.Option(help="Only this language (zh, en).")] = None,
+           since: Annotated[str | None, typer.Option(help="Published on or after YYYY-MM-DD.")] = None,
+           until: Annotated[str | None, typer.Option(help="Published on or before YYYY-MM-DD.")] = None,
+           pattern: Annotated[str | None, typer.Option(help="Only documents flagged for this pattern.")] = None,
+           entity: Annotated[str | None, typer.Option(help="Only documents naming this watchlist entity.")] = None,
+           buyer: Annotated[str | None, typer.Option(help="Buyer name contains this.")] = None,
+           min_amount: Annotated[float | None, typer.Option(help="An amount at least this.")] = None,
+           max_amount: Annotated[float | None, typer.Option(help="An amount at most this.")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False) -> None:
+    """Hybrid (semantic + keyword) search over the indexed passages, the same as the web app's."""
+    from index.search import SearchFilters, engine_for
+    from loophole.pipeline import Monitor
+
+    monitor = Monitor(_settings())
+    engine = engine_for(monitor.settings, monitor.store, monitor.vectors)
+    filters = SearchFilters(source, kind, lang, since, until, pattern, entity, buyer, min_amount, max_amount)
+    results = engine.search(query, filters, page=page, per_page=limit)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict(results.terms) for r in results.results], ensure_ascii=False, indent=2))
+        return
+    for rank, result in enumerate(results.results, start=(page - 1) * limit + 1):
+        typer.echo(f"{rank}. [{result.score:.4f}] {result.title}\n   {result.url}")
+        for passage in result.passages[:2]:
+            typer.echo(f"   > {passage.text[:160]}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the analysts' commands to the main ``loophole`` app."""
+    app.command()(serve)
+    app.command()(search)
+    app.add_typer(users_app, name="users")

@@ -1,0 +1,1 @@
+"""The analysts' web app and JSON API (``loophole serve``)."""

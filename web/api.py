@@ -1,0 +1,42 @@
+"""The JSON API (described at /api/openapi.json) for trust-and-safety tooling."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from web import data
+from web.app import Analyst, Feedback, Filters, Reader, feedback, parse_since, state
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+@router.get("/search", summary="Hybrid search, documents best first")
+def api_search(request: Request, _user: Reader, filters: Filters,
+               q: Annotated[str, Query(max_length=2000)] = "",
+               page: Annotated[int, Query(ge=1, le=1000)] = 1,
+               per_page: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+    return state(request).engine().search(q, filters, page, per_page).as_dict()
+
+
+@router.get("/documents/{doc_id}", summary="A document with fields, entities, pattern scores and alerts")
+def api_document(request: Request, doc_id: int, _user: Reader) -> dict[str, Any]:
+    web = state(request)
+    view = data.document_view(web.store, web.engine(), web.library, doc_id)
+    if view is None:
+        raise HTTPException(404, f"no document {doc_id}")
+    return view.as_dict()
+
+
+@router.get("/alerts", summary="Alerts, newest first; `since` (ISO 8601) for incremental polling")
+def api_alerts(request: Request, _user: Reader, since: str | None = None, status: str | None = None,
+               pattern: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+    rows = data.list_alerts(state(request).store, status, pattern, parse_since(since), limit)
+    return [data.alert_dict(alert, doc) for alert, doc in rows]
+
+
+@router.post("/feedback", summary="Confirm or dismiss a document's alerts (analyst)")
+def api_feedback(request: Request, body: Feedback, _user: Analyst) -> dict[str, Any]:
+    return feedback(request, body)

@@ -1,0 +1,97 @@
+"""Users, roles and tokens for the web app and API.
+
+A token is 32 random bytes shown once at creation; the database keeps only its SHA-256
+(a slow password hash buys nothing for a secret with 256 bits of entropy). Roles are
+ordered: a viewer reads, an analyst also triages, an admin also manages users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from index.store import ApiToken, Store
+
+ROLES = ("viewer", "analyst", "admin")
+TOKEN_PREFIX = "lw_"
+
+
+class UserError(ValueError):
+    """A user that cannot be added or removed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    token_hash: str = ""
+
+    def can(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+ANONYMOUS = Principal("anonymous", "viewer")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def add_user(store: Store, name: str, role: str) -> str:
+    """Create the user and return their token: the only time it is ever visible."""
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name.strip() or len(name) > 64:
+        raise UserError("name must be 1 to 64 characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with store.session() as session:
+        if session.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
+            raise UserError(f"user {name!r} exists; remove it first to issue a new token")
+        session.add(ApiToken(name=name, role=role, token_hash=hash_token(token)))
+    return token
+
+
+def remove_user(store: Store, name: str) -> None:
+    with store.session() as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.name == name))
+        if row is None:
+            raise UserError(f"no user {name!r}")
+        session.delete(row)
+
+
+def list_users(store: Store) -> list[ApiToken]:
+    with store.session() as session:
+        return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+def authenticate(store: Store, token: str | None) -> Principal | None:
+    """The token's owner, or None; looked up by hash, so timing reveals nothing of the secret."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    with store.session() as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if row is None:
+            return None
+        row.last_used_at = datetime.now(UTC)
+        return Principal(row.name, row.role, digest)
+
+
+def csrf_token(principal: Principal, secret: bytes) -> str:
+    """A per-user form token: a cross-site page can neither read the cookie nor compute this."""
+    return hmac.new(secret, principal.token_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,132 @@
+"""Server-rendered pages: search, document, alerts (triage), patterns, sources, login."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from web import data
+from web.app import (
+    COOKIE,
+    Analyst,
+    Feedback,
+    Filters,
+    Reader,
+    check_csrf,
+    check_same_origin,
+    feedback,
+    render,
+    sources_of,
+    state,
+)
+from web.auth import authenticate
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/search", status_code=303)
+
+
+@router.get("/search")
+def search_page(request: Request, _user: Reader, filters: Filters,
+                q: Annotated[str, Query(max_length=2000)] = "",
+                page: Annotated[int, Query(ge=1, le=1000)] = 1) -> HTMLResponse:
+    web = state(request)
+    searched = q.strip() or filters.active()
+    results = web.engine().search(q, filters, page, web.settings.web.page_size) if searched else None
+    return render(request, "search.html", {"q": q, "filters": filters, "results": results,
+                                           "patterns": web.library.patterns, "query_args": _query_args(request)})
+
+
+def _query_args(request: Request) -> list[tuple[str, str]]:
+    """The current query minus the page, for the pager's links."""
+    return [(key, value) for key, value in request.query_params.multi_items() if key != "page"]
+
+
+@router.get("/documents/{doc_id}")
+def document_page(request: Request, doc_id: int, _user: Reader) -> HTMLResponse:
+    web = state(request)
+    view = data.document_view(web.store, web.engine(), web.library, doc_id)
+    if view is None:
+        raise HTTPException(404, f"no document {doc_id}")
+    return render(request, "document.html", {"view": view, "doc": view.doc, "library": web.library.by_id})
+
+
+@router.get("/documents/{doc_id}/saved")
+def saved_copy(request: Request, doc_id: int, _user: Reader) -> PlainTextResponse:
+    """The fetched bytes as plain text in a sandbox: readable, never rendered or run."""
+    web = state(request)
+    view = data.document_view(web.store, None, web.library, doc_id)
+    if view is None or view.snapshot is None:
+        raise HTTPException(404, "no saved copy")
+    try:
+        text = data.snapshot_text(view.snapshot, view.doc.encoding)
+    except OSError as exc:
+        raise HTTPException(404, "the saved copy is missing from the snapshot folder") from exc
+    return PlainTextResponse(text, headers={"Content-Security-Policy": "sandbox; default-src 'none'"})
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, _user: Reader, status: str = "new", pattern: str = "") -> HTMLResponse:
+    web = state(request)
+    status = status if status in (*data.ALERT_STATUSES, "all") else "new"
+    rows = data.list_alerts(web.store, None if status == "all" else status, pattern or None)
+    return render(request, "alerts.html", {"rows": rows, "status": status, "pattern": pattern,
+                                           "statuses": data.ALERT_STATUSES, "patterns": web.library.patterns})
+
+
+@router.post("/alerts/{alert_id}/triage")
+def triage(request: Request, alert_id: int, user: Analyst, verdict: Annotated[str, Form()],
+           csrf: Annotated[str, Form()] = "", note: Annotated[str, Form(max_length=4000)] = "",
+           back: Annotated[str, Form()] = "/alerts") -> Response:
+    check_csrf(request, user, csrf)
+    if verdict not in ("confirm", "dismiss"):
+        raise HTTPException(422, "verdict must be confirm or dismiss")
+    web = state(request)
+    alert = data.get_alert(web.store, alert_id)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    feedback(request, Feedback(doc_id=alert.doc_id, verdict=verdict,
+                               pattern_id=alert.pattern_id, note=note))
+    target = back if back.startswith("/") and not back.startswith("//") else "/alerts"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/patterns")
+def patterns_page(request: Request, _user: Reader) -> HTMLResponse:
+    web = state(request)
+    return render(request, "patterns.html", {"library": web.library, "stats": data.pattern_stats(web.store),
+                                             "thresholds": data.thresholds(web.library)})
+
+
+@router.get("/sources")
+def sources_page(request: Request, _user: Reader) -> HTMLResponse:
+    return render(request, "sources.html", {"rows": sources_of(state(request))})
+
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", {"error": ""})
+
+
+@router.post("/login")
+def login(request: Request, token: Annotated[str, Form(max_length=200)]) -> Response:
+    check_same_origin(request)
+    if authenticate(state(request).store, token.strip()) is None:
+        return render(request, "login.html", {"error": "Unknown token."}, status=401)
+    response = RedirectResponse("/search", status_code=303)
+    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", max_age=30 * 86400)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    check_same_origin(request)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
