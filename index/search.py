@@ -113,7 +113,7 @@ def highlight(text: str, terms: Iterable[str]) -> list[tuple[str, bool]]:
     words = sorted({t for t in terms if t}, key=len, reverse=True)
     if not words or not text:
         return [(text, False)]
-    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    pattern = re.compile("|".join(_term_regex(w) for w in words), re.IGNORECASE)
     pieces: list[tuple[str, bool]] = []
     last = 0
     for match in pattern.finditer(text):
@@ -124,6 +124,12 @@ def highlight(text: str, terms: Iterable[str]) -> list[tuple[str, bool]]:
     if last < len(text):
         pieces.append((text[last:], False))
     return pieces
+
+
+def _term_regex(term: str) -> str:
+    """Latin terms match whole words only ("us" must not light up in "customers"); Han terms anywhere."""
+    escaped = re.escape(term)
+    return rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if term.isascii() else escaped
 
 
 def _amounts(fields: dict[str, Any]) -> list[float]:
