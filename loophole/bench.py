@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from loophole.config import SEEDS_DIR
+from loophole.config import SEEDS_DIR, child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "corpus" / "dev"
@@ -298,8 +298,7 @@ def bench_config(work: Path) -> Path:
 
 
 def run_stage(name: str, work: Path, config: Path) -> list[Row]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPHOLE_")}
-    env.update(LOOPHOLE_CONFIG=str(config), LOOPHOLE_HOME=str(work / "home"), PYTHONPATH=str(ROOT))
+    env = child_environment(LOOPHOLE_CONFIG=str(config), LOOPHOLE_HOME=str(work / "home"), PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-m", "loophole.bench", "--stage", name, "--work", str(work)],
                           env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -330,6 +330,13 @@ def read_yaml_mapping(path: Path) -> dict:
     return data
 
 
+def child_environment(**overrides: str) -> dict[str, str]:
+    """The environment for a child process of ours: this one's, without LOOPHOLE_* settings, plus overrides."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LOOPHOLE_")}
+    env.update(overrides)
+    return env
+
+
 def config_path(home: Path) -> Path | None:
     explicit = os.environ.get("LOOPHOLE_CONFIG")
     if explicit:

@@ -81,7 +81,7 @@ def test_password_from_environment_is_used_and_never_logged(
             deliver_digest(settings)
         except DeliveryError as exc:
             error = str(exc)
-    assert auth.seen == [SECRET]                          # read from the environment, sent to the server
+    assert auth.seen and set(auth.seen) == {SECRET}       # read from the environment, sent on every attempt
     assert bool(inbox.messages) == (auth.accept == SECRET) and bool(error) != bool(inbox.messages)
     for text in (error, caplog.text, repr(settings), settings.model_dump_json(), str(settings.smtp)):
         assert SECRET not in text
