@@ -12,18 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loophole.config import ConfigError, Settings, load_settings
+from loophole.config import Settings
 
 users_app = typer.Typer(help="Web/API users and their tokens (roles: viewer, analyst, admin).",
                         no_args_is_help=True)
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error\n{exc}", err=True)
-        raise typer.Exit(2) from exc
+    from loophole.cli import _settings as load  # at call time: loophole.cli imports this module
+
+    return load()
 
 
 def serve(host: Annotated[str | None, typer.Option(help="Address to bind (default: web.host, 127.0.0.1).")] = None,
