@@ -65,8 +65,9 @@ def chunk_document(title: str, text: str) -> list[str]:
     return chunks
 
 
-def detection_passages(chunks: list[str]) -> list[str]:
-    """Units that join neighbouring evidence: each sentence with the next, and under the title.
+def detection_joins(chunks: list[str]) -> list[tuple[int, int, str]]:
+    """Units that join neighbouring evidence, as (first chunk, second chunk, separator):
+    each sentence with the next, and each sentence under the title.
 
     Why: the decisive fact often spans two lines ("SenseFoundry Face API" in the title, "runs
     on Google Cloud" in the body; a table header and its row). Sentences alone miss it and
@@ -74,6 +75,12 @@ def detection_passages(chunks: list[str]) -> list[str]:
     """
     if len(chunks) < 2:
         return []
-    pairs = [f"{chunks[i]} {chunks[i + 1]}" for i in range(len(chunks) - 1)]
-    titled = [f"{chunks[0]} | {sentence}" for sentence in chunks[2:]]  # chunks[0] + chunks[1] is a pair already
+    pairs = [(i, i + 1, " ") for i in range(len(chunks) - 1)]
+    titled = [(0, i, " | ") for i in range(2, len(chunks))]  # chunks[0] + chunks[1] is a pair already
     return pairs + titled
+
+
+def join_text(chunks: list[str], join: tuple[int, int, str]) -> str:
+    first, second, separator = join
+    return f"{chunks[first]}{separator}{chunks[second]}"
+

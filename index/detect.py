@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from extract.kind import EVIDENCE_KINDS
-from index.chunking import detection_passages
+from index.chunking import detection_joins, join_text
 from index.embed import Embedder
 from index.entities import EntityHit, fold
 from index.patterns import Pattern, PatternLibrary
@@ -30,6 +31,7 @@ NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
                  "prohibited", "excluding", "no overseas", "may not")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
+_BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page
 EVIDENCE_UNITS = 20           # units kept per alert, so a verdict covers all of a page's evidence
 
 
@@ -91,18 +93,14 @@ class Detector:
             return self.thresholds[pattern.id]
         return pattern.threshold or DEFAULT_THRESHOLD
 
-    def units(self, chunks: list[str], chunk_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """Chunks plus their passages, with vectors: the chunk vectors are reused, passages embedded."""
-        passages = detection_passages(chunks)
-        if not passages:
-            return chunks, chunk_vectors
-        return chunks + passages, np.vstack([chunk_vectors, self.embedder.encode(passages)])
+    def units(self, chunks: list[str]) -> tuple[list[str], np.ndarray]:
+        return embed_units(self.embedder, chunks)
 
     def score(self, sentences: Sequence[str], vectors: np.ndarray, kind: str,
               entities: Sequence[EntityHit], lang: str = "und") -> list[PatternScore]:
         """One score per pattern for a document given the vectors of its units.
 
-        Units are sentences and the passages built from them (index.chunking.detection_passages);
+        Units are sentences and the passages built from them (index.chunking.detection_joins);
         the best-scoring unit decides and is reported as the reason.
 
         The document's language is a pseudo entity type (``lang:zh``) so that a pattern can
@@ -110,7 +108,10 @@ class Detector:
         """
         folded = [fold(sentence) for sentence in sentences]
         entity_types = {hit.type for hit in entities} | {f"lang:{lang}"}
-        return [self._score_one(pv, sentences, folded, vectors, kind, entity_types) for pv in self.vectors]
+        # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
+        # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
+        with _BLAS.limit(limits=1, user_api="blas"):
+            return [self._score_one(pv, sentences, folded, vectors, kind, entity_types) for pv in self.vectors]
 
     def _score_one(self, pv: PatternVectors, sentences: Sequence[str], folded: Sequence[str],
                    vectors: np.ndarray, kind: str, entity_types: set[str]) -> PatternScore:
@@ -139,6 +140,17 @@ class Detector:
             flagged = False
         return PatternScore(pv.pattern.id, round(score, 4), flagged, sentences[best],
                             pv.example_texts[nearest[best]], reasons)
+
+
+def embed_units(embedder: Embedder, chunks: list[str]) -> tuple[list[str], np.ndarray]:
+    """Chunks plus the passages joining them, with vectors; the chunks' vectors come first.
+
+    A free function so that worker processes (loophole.workers) can embed without a Detector.
+    """
+    joins = detection_joins(chunks)
+    chunk_vectors, join_vectors = embedder.encode_with_joins(chunks, joins)
+    passages = [join_text(chunks, join) for join in joins]
+    return chunks + passages, np.vstack([chunk_vectors, join_vectors])
 
 
 def sentence_evidence(pv: PatternVectors, folded: Sequence[str],

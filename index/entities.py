@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import ahocorasick
 import zhconv
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,40 +44,55 @@ def fold(text: str) -> str:
     return zhconv.convert(text, "zh-hans").lower()
 
 
-def _alias_regex(alias: str) -> str:
-    escaped = re.escape(fold(alias))
-    # Latin aliases need word boundaries ("T4" must not match "NT4000"); Han ones do not.
-    if re.search(r"[a-z0-9]", alias.lower()[:1]):
-        escaped = r"(?<![a-z0-9])" + escaped
-    if re.search(r"[a-z0-9]", alias.lower()[-1:]):
-        escaped = escaped + r"(?![a-z0-9])"
-    return escaped
+def _is_word_char(char: str) -> bool:
+    return bool(char) and char.isascii() and char.isalnum()
 
 
 class Watchlist:
+    """Names found by one Aho-Corasick pass (pyahocorasick): a regex alternation of ~2,000
+    aliases cost 40 ms per page in Python's re, more than scoring the page."""
+
     def __init__(self, entities: list[Entity], version: str = "0") -> None:
         self.entities = entities
         self.version = version
         self._lookup: dict[str, Entity] = {}
-        aliases = []
+        self._automaton = ahocorasick.Automaton()
         for entity in entities:
             for alias in entity.names + [entity.name]:
                 key = fold(alias)
                 if key and key not in self._lookup:
                     self._lookup[key] = entity
-                    aliases.append(alias)
-        aliases.sort(key=len, reverse=True)
-        self._regex = re.compile("|".join(_alias_regex(alias) for alias in aliases)) if aliases else None
+                    self._automaton.add_word(key, key)
+        if self._lookup:
+            self._automaton.make_automaton()
+
+    def _matches(self, text: str) -> list[str]:
+        """Leftmost, then longest, non-overlapping aliases; a Latin alias must stand as a word
+        ("T4" must not match "NT4000"), a Han one need not."""
+        candidates = []
+        for end, key in self._automaton.iter(text):
+            start = end - len(key) + 1
+            if _is_word_char(key[0]) and _is_word_char(text[start - 1:start]):
+                continue
+            if _is_word_char(key[-1]) and _is_word_char(text[end + 1:end + 2]):
+                continue
+            candidates.append((start, -len(key), key))
+        found, cursor = [], 0
+        for start, negative_length, key in sorted(candidates):
+            if start >= cursor:
+                found.append(key)
+                cursor = start - negative_length
+        return found
 
     def find(self, text: str) -> list[EntityHit]:
         """Distinct entities mentioned in the text, in order of first mention."""
-        if self._regex is None:
+        if not self._lookup:
             return []
         hits: dict[str, EntityHit] = {}
-        for match in self._regex.finditer(fold(text)):
-            entity = self._lookup.get(match.group(0))
-            if entity and entity.id not in hits:
-                hits[entity.id] = EntityHit(entity.id, entity.name, entity.type, match.group(0))
+        for key in self._matches(fold(text)):
+            entity = self._lookup[key]
+            if entity.id not in hits:
+                hits[entity.id] = EntityHit(entity.id, entity.name, entity.type, key)
         return list(hits.values())
 
 

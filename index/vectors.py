@@ -144,6 +144,17 @@ class VectorIndex:
         with self._lock:
             return np.asarray(self._index.reconstruct(int(chunk_id)))
 
+    def missing(self, chunk_ids: list[int]) -> list[int]:
+        """The ids that have no vector here (rows stored by a page whose ingest failed halfway)."""
+        absent = []
+        with self._lock:
+            for chunk_id in chunk_ids:
+                try:
+                    self._index.reconstruct(int(chunk_id))
+                except RuntimeError:
+                    absent.append(chunk_id)
+        return absent
+
     def reconstruct_many(self, chunk_ids: list[int]) -> np.ndarray:
         """Stored vectors for these ids (decoded from 8 bits once the index is approximate)."""
         if not chunk_ids:

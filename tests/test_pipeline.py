@@ -6,12 +6,16 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 
+import numpy as np
+import pytest
 from sqlalchemy import select
 
-from index.store import Alert, Chunk
-from loophole.config import Settings
+from index.store import Alert, Chunk, Document
+from loophole.config import Settings, load_settings
 from loophole.notify import deliver_digest
 from loophole.pipeline import Monitor, RawPage
+
+DEMO = Path(__file__).resolve().parent.parent / "seeds" / "demo"
 
 POSITIVE = """<html><head><meta charset="gb2312"><title>{title}</title></head>
 <body><h1>{title}</h1><div class="content">
@@ -101,17 +105,51 @@ def test_binary_page_is_rejected_and_not_stored(settings: Settings) -> None:
     assert result.status == "rejected" and "binary" in result.reason
 
 
-def test_changed_page_embeds_only_new_passages(settings: Settings) -> None:
+def test_changed_page_indexes_only_new_passages(settings: Settings) -> None:
     first = ingest(settings, positive_page())
     monitor = Monitor(settings)
     before = {c.text: c.id for c in monitor.store.chunks_for(first.doc_id or 0)}
     changed = positive_page().replace("不少于500TB".encode("gb18030"), "不少于800TB".encode("gb18030"))
     result = monitor.ingest(RawPage(url="http://127.0.0.1/cggg/zygg/gkzb/202611/t20261101_1.htm", body=changed))
     after = {c.text: c.id for c in monitor.store.chunks_for(first.doc_id or 0)}
-    assert monitor.embedded == len(set(after) - set(before)) >= 1  # only the changed row is embedded
+    assert monitor.indexed == len(set(after) - set(before)) >= 1  # only the changed row is indexed
     assert all(after[text] == before[text] for text in set(after) & set(before))  # kept rows keep their ids
     assert len(monitor.vectors) == len(after) and "police-us-tech-procurement" in result.flagged
-    # The same passages on another page are not embedded again either.
-    monitor.ingest(RawPage(url="http://127.0.0.1/copy.htm", body=changed))
-    assert monitor.embedded == len(set(after) - set(before))
+    # A row whose vector never reached the index (an ingest that failed halfway) gets one.
+    kept = next(iter(set(after) & set(before)))
+    monitor.vectors.remove(np.array([after[kept]]))
+    monitor.ingest(RawPage(url="http://127.0.0.1/cggg/zygg/gkzb/202611/t20261101_1.htm", body=positive_page()))
+    now = [c.id for c in monitor.store.chunks_for(first.doc_id or 0)]
+    assert monitor.vectors.missing(now) == [] and len(monitor.vectors) == len(now)
     monitor.close()
+
+
+def _alerts_and_chunks(monitor: Monitor) -> tuple[set[tuple[str, str]], list[str]]:
+    with monitor.store.session() as session:
+        alerts = {(url, pattern) for url, pattern in session.execute(
+            select(Document.url, Alert.pattern_id).join(Alert, Alert.doc_id == Document.id))}
+        chunks = list(session.scalars(select(Chunk.text).order_by(Chunk.doc_id, Chunk.seq)))
+    return alerts, chunks
+
+
+def test_worker_processes_give_the_same_documents_and_alerts(home: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extraction and embedding in two spawned workers: same chunks, same alerts, same order of
+    results as in one process, and a broken page still comes back as rejected."""
+    files = sorted(DEMO.rglob("*.htm"))[:10]
+    raws = [RawPage(url=f"http://127.0.0.1/{i}.htm", body=f.read_bytes()) for i, f in enumerate(files)]
+    raws.append(RawPage(url="http://127.0.0.1/binary.htm", body=b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10))
+    outcomes = []
+    for workers in (0, 2):
+        monkeypatch.setenv("LOOPHOLE_HOME", str(tmp_path / f"home{workers}"))
+        monitor = Monitor(load_settings())
+        pool = monitor.worker_pool(workers)
+        results = list(monitor.ingest_all(raws, pool))
+        if pool is not None:
+            pool.close()
+        assert [r.url for r in results] == [r.url for r in raws]
+        assert results[-1].status == "rejected" and "binary" in results[-1].reason
+        outcomes.append((_alerts_and_chunks(monitor), len(monitor.vectors)))
+        monitor.close()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][0], "the demo pages raise alerts"
