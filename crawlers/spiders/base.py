@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # Stats of a run that did not walk its lists to their end (a sample limit, a cap): the notices
 # it stored are not a complete prefix of the lists, so the next walk must not stop at them.
+# Meta of a list walk's next page: depth 0 again (Scrapy's ``depth_reset``). A walk is bounded by
+# ``crawl.max_list_pages``; counted as depth it was cut at ``crawl.max_depth`` pages, and the
+# notices (and attachments) of the last pages it reached were dropped as too deep, never stored.
+NEXT_LIST_PAGE = {"depth_reset": True}
 CUT_SHORT_STATS = ("pages/over_limit", "lists/pager_clamped", "safety/request_capped", "depth/request_ignored_count")
 
 

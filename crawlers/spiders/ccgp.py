@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import scrapy
 from scrapy.http import Response
 
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider
 
 # The arguments of a ``Pager({...})`` call, read at most PAGER_ARGS_CHARS far. Bounded, and size
 # and current looked up inside them separately: one pattern with two lazy ``[^}]*?`` runs took
@@ -92,7 +92,7 @@ class CcgpSpider(SourceSpider):
         if stop:
             self.crawler.stats.inc_value("lists/stopped_at_known")
         elif next_page is not None and self.may_walk_to(page + 1):
-            yield self.list_request(next_page, page=page + 1)
+            yield self.list_request(next_page, page=page + 1, **NEXT_LIST_PAGE)
 
     def _next_page(self, response: Response, page: int) -> str | None:
         pages = pager_size(response.text)
@@ -136,7 +136,8 @@ class CcgpSpider(SourceSpider):
             self.crawler.stats.inc_value("lists/stopped_at_known")
         elif pages is not None and page < min(pages, max_pages) and self.may_walk_to(page):
             term = response.meta["term"]
-            yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term, page=page + 1)
+            yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term,
+                                    page=page + 1, **NEXT_LIST_PAGE)
 
     # -- notices -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider
 
 DEFAULT_API = "/inteligentsearch/rest/esinteligentsearch/getFullTextDataNew"
 
@@ -69,7 +69,8 @@ class EpointSpider(SourceSpider):
         body = json.dumps(self.api_body(category, page, term), ensure_ascii=False)
         return scrapy.Request(self.url(self.source.options.get("api", DEFAULT_API)), method="POST", body=body,
                               headers={"Content-Type": "application/json;charset=UTF-8"}, callback=self.parse,
-                              meta={"category": category, "page": page, "term": term}, dont_filter=True)
+                              meta={"category": category, "page": page, "term": term,
+                                    **(NEXT_LIST_PAGE if page else {})}, dont_filter=True)
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
         try:
