@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from scrapy import signals
+
 from crawlers.items import PageItem
 from extract.page import warm_up
 from index.store import CrawlRun
@@ -22,7 +24,9 @@ class IngestPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IngestPipeline:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.record_run, signal=signals.spider_closed)
+        return pipeline
 
     def _settings(self) -> Settings:
         configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
@@ -49,10 +53,19 @@ class IngestPipeline:
 
     def close_spider(self) -> None:
         assert self.monitor is not None
-        self.monitor.flush()
-        spider = self.crawler.spider
+        self.monitor.flush()  # every item is stored before the run is recorded as finished
+
+    def record_run(self, spider: Any, reason: str) -> None:
+        """The crawl-run record, written on ``spider_closed``, when Scrapy knows why the run ended.
+
+        Its ``finish_reason`` tells the next run of the source whether this one walked its lists to
+        the end (``crawlers.spiders.base.last_crawl_finished``); a killed run writes none.
+        """
+        if self.monitor is None:
+            return  # never opened: nothing was stored
         stats = {k: v for k, v in self.crawler.stats.get_stats().items()
                  if isinstance(v, int | float | str) and not k.startswith(("memusage", "log_count"))}
+        stats["finish_reason"] = reason
         degraded = stats.get("source_degraded")
         with self.monitor.store.session() as session:
             session.add(CrawlRun(source=getattr(spider, "source_id", spider.name), started_at=self.started,

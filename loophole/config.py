@@ -51,6 +51,9 @@ class CrawlSettings(_Section):
     # Trap caps: a calendar or an endless "next page" must end the crawl of that branch, not the run.
     max_depth: int = Field(8, ge=1)
     max_requests: int = Field(20000, ge=1)
+    # List walks (a portal's "next page"): a pager that claims endless pages, or grows as it is
+    # walked (a calendar's "next month"), is not believed past this many pages of one list.
+    max_list_pages: int = Field(1000, ge=1)
     # "memory": Scrapy's own scheduler, one process (the embedded default, no Redis needed).
     # "redis": a frontier and duplicate filter shared through Redis (scrapy-redis), so several
     # crawler processes or machines split one crawl and any of them can stop and restart.

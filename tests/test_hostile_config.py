@@ -25,6 +25,7 @@ CASES = [
     ("config", "crawl:\n  download_delay: 1\n  timeout_seconds: soon\n", [":3:", "field crawl.timeout_seconds"]),
     ("config", "smtp:\n  host: mail\n  pasword: hunter2\n", [":3:", "field smtp.pasword", "Extra inputs"]),
     ("config", "embedding:\n  batch_size: 0\n", [":2:", "field embedding.batch_size", "greater than or equal"]),
+    ("config", "crawl:\n  max_list_pages: 0\n", [":2:", "field crawl.max_list_pages", "greater than or equal"]),
     ("config", "smtp:\n  security: starttls\n  port: [25\n", [":4:", "YAML error", "flow sequence at line 3"]),
     ("config", "- just\n- a list\n", ["expected a mapping"]),
     ("patterns", PATTERN_OK + "  - id: Bad Id!\n    title: T\n    description: D\n    examples: [x]\n",

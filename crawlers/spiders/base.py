@@ -1,5 +1,6 @@
 """Shared spider behaviour: source config, ``-a base_url=``, a sample limit, page items,
-incremental crawling (a notice already stored is not fetched again), keyword search terms
+incremental crawling (a notice already stored is not fetched again), list walks that stop at
+notices a finished run left and never run past ``crawl.max_list_pages``, keyword search terms
 and attachments fetched one after another with the page.
 
 Spiders only yield requests and items. Everything after the fetch happens in pipelines.
@@ -21,11 +22,19 @@ from sqlalchemy import select
 from twisted.python.failure import Failure
 
 from crawlers.items import PageItem
-from index.store import Document, Store
+from index.store import CrawlRun, Document, Store
 from loophole.config import ConfigError, Settings, load_settings
 from loophole.sources import Source, load_sources, seed_urls
 
 log = logging.getLogger(__name__)
+
+# Stats of a run that did not walk its lists to their end (a sample limit, a cap): the notices
+# it stored are not a complete prefix of the lists, so the next walk must not stop at them.
+# Meta of a list walk's next page: depth 0 again (Scrapy's ``depth_reset``). A walk is bounded by
+# ``crawl.max_list_pages``; counted as depth it was cut at ``crawl.max_depth`` pages, and the
+# notices (and attachments) of the last pages it reached were dropped as too deep, never stored.
+NEXT_LIST_PAGE = {"depth_reset": True}
+CUT_SHORT_STATS = ("pages/over_limit", "lists/pager_clamped", "safety/request_capped", "depth/request_ignored_count")
 
 
 def _headers(response: Response) -> dict[str, str]:
@@ -124,6 +133,36 @@ class SourceSpider(scrapy.Spider):
             # An empty hash marks an ingest that did not finish: that page is fetched again.
             return session.scalar(select(Document.id).where(Document.url == url, Document.sha256 != "")) is not None
 
+    @cached_property
+    def walk_boundary(self) -> datetime | None:
+        return last_crawl_finished(self.store, self.source_id)
+
+    def stops_walk(self, url: str) -> bool:
+        """A list walk (newest first) may stop at this notice: it was stored before the last run of
+        this source that walked its lists to the end had finished, so every older one is stored too.
+
+        A notice stored since then does not stop the walk: a run killed mid-crawl (SIGKILL, OOM,
+        a reboot) may have stored it and not older ones further down the list, and so may another
+        source (a keyword search). Until the next finished run, the walk goes on past them.
+        """
+        boundary = self.walk_boundary
+        if boundary is None:
+            return False
+        with self.store.session() as session:
+            return session.scalar(select(Document.id).where(Document.url == url, Document.sha256 != "",
+                                                            Document.created_at <= boundary)) is not None
+
+    def may_walk_to(self, page: int) -> bool:
+        """Whether a list walk may fetch its page number ``page`` (0 is the first): a pager is not
+        believed past ``crawl.max_list_pages`` (endless pagination, a calendar's endless "next")."""
+        cap = self.settings_obj.crawl.max_list_pages
+        if page < cap:
+            return True
+        self.crawler.stats.inc_value("lists/pager_clamped")
+        log.warning("%s: list walk clamped at %d pages (crawl.max_list_pages): the pager still offers more "
+                    "(endless pagination or a calendar trap?)", self.source_id, cap)
+        return False
+
     def detail_request(self, url: str, callback: Any = None, refetch: bool = False,
                        **meta: Any) -> scrapy.Request | None:
         """A request for a content page, or None once known or the sample limit is reached."""
@@ -198,6 +237,21 @@ class SourceSpider(scrapy.Spider):
         self.crawler.stats.inc_value("attachments/failed")
         meta["item"]["attachments"].append({"url": request.url, "name": meta["name"], "error": error})
         yield self._next_attachment(meta["item"], meta["pending"])
+
+
+def last_crawl_finished(store: Store, source_id: str) -> datetime | None:
+    """When the source's latest crawl run finished, if it ended normally and walked its lists to the
+    end; None when there is no such run, or the latest one failed or was cut short. A run killed
+    outright records nothing, so the latest record is then the run before it."""
+    with store.session() as session:
+        run = session.scalar(select(CrawlRun).where(CrawlRun.source == source_id)
+                             .order_by(CrawlRun.id.desc()).limit(1))
+    if run is None or run.finished_at is None:
+        return None
+    stats = run.stats or {}
+    if stats.get("finish_reason") != "finished" or any(stats.get(key) for key in CUT_SHORT_STATS):
+        return None
+    return run.finished_at
 
 
 def _registered_source(source_id: str) -> Source | None:

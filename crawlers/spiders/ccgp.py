@@ -3,7 +3,8 @@
 List pages: ``ul.c_list_bid li a`` to detail pages ``/cggg/{zygg|dfgg}/{type}/{YYYYMM}/t{date}_{id}.htm``;
 the page count from the page's ``Pager({size:N, current:M, ...})`` call (index.htm, index_1.htm, ...).
 Pages are walked one after another, newest first, and the walk stops on the first page that
-holds an already stored notice: everything older was seen on an earlier run.
+holds a notice stored before the last finished run: everything older was seen then
+(``SourceSpider.stops_walk``); it never goes past ``crawl.max_list_pages``.
 Search: ``search.ccgp.gov.cn/bxsearch`` with the watch terms, a date range and the notice-type
 (``bidType``), scope (``bidSort``) and category (``pinMu``) filters from the source's search params.
 Details come in two templates (vF_ and vT_ classes); the 公告概要 table and the body are kept;
@@ -24,9 +25,14 @@ from urllib.parse import urlencode, urlsplit
 import scrapy
 from scrapy.http import Response
 
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider
 
-_PAGER = re.compile(r"Pager\(\{[^}]*?size\s*:\s*(\d+)[^}]*?current\s*:\s*(\d+)")
+# The arguments of a ``Pager({...})`` call, read at most PAGER_ARGS_CHARS far. Bounded, and size
+# and current looked up inside them separately: one pattern with two lazy ``[^}]*?`` runs took
+# quadratic time on a hostile list page (26 s for 140 kB of "Pager({"), blocking the crawl.
+PAGER_ARGS_CHARS = 500
+_PAGER_CALL = re.compile(r"Pager\(\{([^}]{0,%d})" % PAGER_ARGS_CHARS)  # noqa: UP031 - a regex full of braces
+_PAGER_SIZE = re.compile(r"\bsize\s{0,20}:\s{0,20}(\d{1,9})\b")
 _DETAIL_PATH = re.compile(r"/cggg/(zygg|dfgg)/(\w+)/\d{6}/t\d{8}_\d+\.htm$")
 _ATTACHMENT_SUFFIX = re.compile(r"\.(pdf|docx?|xlsx?|zip|rar)$", re.IGNORECASE)
 # The channel folder names as CCGP uses them, with the notice type each carries.
@@ -38,6 +44,16 @@ CHANNEL_TYPES = {
 DEFAULT_SEARCH = {"searchtype": "1", "page_index": "1", "bidSort": "0", "pinMu": "0", "bidType": "0",
                   "dbselect": "bidx", "timeType": "6", "displayZone": "", "zoneId": "", "pppStatus": "0",
                   "buyerName": "", "projectId": "", "agentName": ""}
+
+
+def pager_size(text: str) -> int | None:
+    """The page count of the first ``Pager({size:N, ...})`` call on a list page, or None. Digits are
+    capped at nine: a hostile pager's 5,000-digit size would make ``int`` raise."""
+    for call in _PAGER_CALL.finditer(text):
+        size = _PAGER_SIZE.search(call.group(1))
+        if size:
+            return int(size.group(1))
+    return None
 
 
 def channel_fields(url: str) -> dict[str, str]:
@@ -62,24 +78,26 @@ class CcgpSpider(SourceSpider):
     # -- channel lists ---------------------------------------------------------------------
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        """One list page: its unseen notices, then the next page unless this one held a seen notice."""
-        seen_before = False
+        """One list page: its unseen notices, then the next page unless this one held a notice
+        that ends the walk (see ``stops_walk``)."""
+        stop = False
         for href in response.css(self.list_links).getall():
             url = response.urljoin(href)
             request = self.detail_request(url)
-            seen_before = seen_before or self.known(url)
+            stop = stop or self.stops_walk(url)
             if request is not None:
                 yield request
-        next_page = self._next_page(response, response.meta.get("page", 0))
-        if next_page is not None and not seen_before:
-            yield self.list_request(next_page, page=response.meta.get("page", 0) + 1)
-        elif seen_before:
+        page = response.meta.get("page", 0)
+        next_page = self._next_page(response, page)
+        if stop:
             self.crawler.stats.inc_value("lists/stopped_at_known")
+        elif next_page is not None and self.may_walk_to(page + 1):
+            yield self.list_request(next_page, page=page + 1, **NEXT_LIST_PAGE)
 
     def _next_page(self, response: Response, page: int) -> str | None:
-        pager = _PAGER.search(response.text)
+        pages = pager_size(response.text)
         max_pages = int(self.source.options.get("max_pages", 50))
-        if not pager or page + 1 >= min(int(pager.group(1)), max_pages):
+        if pages is None or page + 1 >= min(pages, max_pages):
             return None
         return response.urljoin(f"index_{page + 1}.htm")
 
@@ -104,19 +122,22 @@ class CcgpSpider(SourceSpider):
         return f"{base}?{urlencode(params)}"
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:
-        seen_before = False
+        stop = False
         for href in response.css(self.search_links).getall():
             url = self.on_mirror(response.urljoin(href))
-            seen_before = seen_before or self.known(url)
+            stop = stop or self.stops_walk(url)
             request = self.detail_request(url)
             if request is not None:
                 yield request
-        pager = _PAGER.search(response.text)
-        page = response.meta["page"]
+        pages = pager_size(response.text)
+        page = response.meta["page"]  # 1-based here, as bxsearch counts
         max_pages = int(self.source.options.get("max_pages", 50))
-        if pager and page < min(int(pager.group(1)), max_pages) and not seen_before:
+        if stop:
+            self.crawler.stats.inc_value("lists/stopped_at_known")
+        elif pages is not None and page < min(pages, max_pages) and self.may_walk_to(page):
             term = response.meta["term"]
-            yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term, page=page + 1)
+            yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term,
+                                    page=page + 1, **NEXT_LIST_PAGE)
 
     # -- notices -----------------------------------------------------------------------------
 

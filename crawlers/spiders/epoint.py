@@ -5,7 +5,7 @@ List: ``POST {api}`` with a JSON body (``pn`` offset, ``rn`` rows, ``condition``
 ``categorynum``, optional ``wd`` keyword); the answer is ``{"result": {"totalcount": N,
 "records": [{"titlenew", "linkurl", "infodateformat", "categoryname", "zhuanzai", ...}]}}``.
 Detail: ``linkurl`` relative to the site; title ``h2.ewb-trade-h``, body ``div.ewb-trade-con``.
-The walk stops at the first page holding a stored notice, as on CCGP.
+The walk stops at the first page holding a notice a finished run stored, as on CCGP.
 
 Options: ``api`` (path), ``categories`` (categorynum list), ``rows`` (page size), ``max_pages``.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider
 
 DEFAULT_API = "/inteligentsearch/rest/esinteligentsearch/getFullTextDataNew"
 
@@ -30,6 +30,15 @@ def record_fields(record: dict[str, Any]) -> dict[str, Any]:
     names = {"categoryname": "notice_category", "zhuanzai": "region", "infodateformat": "date_published",
              "zhuanzainew": "platform", "infoid": "portal_id"}
     return {ours: str(record[theirs]) for theirs, ours in names.items() if record.get(theirs)}
+
+
+def _count(value: Any) -> int:
+    """The answer's ``totalcount``; 0 when it is not a count (a hostile 10,000-digit string or an
+    infinite float would otherwise raise in the middle of the list walk)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 class EpointSpider(SourceSpider):
@@ -60,7 +69,8 @@ class EpointSpider(SourceSpider):
         body = json.dumps(self.api_body(category, page, term), ensure_ascii=False)
         return scrapy.Request(self.url(self.source.options.get("api", DEFAULT_API)), method="POST", body=body,
                               headers={"Content-Type": "application/json;charset=UTF-8"}, callback=self.parse,
-                              meta={"category": category, "page": page, "term": term}, dont_filter=True)
+                              meta={"category": category, "page": page, "term": term,
+                                    **(NEXT_LIST_PAGE if page else {})}, dont_filter=True)
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
         try:
@@ -70,17 +80,20 @@ class EpointSpider(SourceSpider):
             self.logger.warning("not an Epoint list answer at %s: %s", response.url, exc)
             self.crawler.stats.inc_value("lists/unreadable")
             return
-        seen_before = False
+        stop = False
         for record in records:
             url = self.url(str(record.get("linkurl", "")))
-            seen_before = seen_before or self.known(url)
+            stop = stop or self.stops_walk(url)
             request = self.detail_request(url, fields=record_fields(record))
             if request is not None:
                 yield request
         meta = response.meta
         rows = int(self.source.options.get("rows", 20))
-        more = (meta["page"] + 1) * rows < int(result.get("totalcount") or 0)
-        if more and not seen_before and meta["page"] + 1 < int(self.source.options.get("max_pages", 20)):
+        more = (meta["page"] + 1) * rows < _count(result.get("totalcount"))
+        if stop:
+            self.crawler.stats.inc_value("lists/stopped_at_known")
+        elif more and meta["page"] + 1 < int(self.source.options.get("max_pages", 20)) \
+                and self.may_walk_to(meta["page"] + 1):
             yield self.api_request(meta["category"], meta["page"] + 1, meta["term"])
 
     def parse_page(self, response: Response, **kwargs: Any) -> Any:

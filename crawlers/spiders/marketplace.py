@@ -38,6 +38,20 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def split_outside_parentheses(value: str) -> list[str]:
+    """``a, b (c, d); e`` -> ``a``, ``b (c, d)``, ``e`` in one pass over the delimiters. A look-ahead
+    pattern did this in quadratic time: 1.3 s for 20,000 commas, hours for a hostile page's worth."""
+    parts, depth, start = [], 0, 0
+    for mark in re.finditer(r"[;,()]", value):
+        char = mark.group()
+        if char in "()":
+            depth = depth + 1 if char == "(" else max(depth - 1, 0)
+        elif depth == 0:
+            parts.append(value[start:mark.start()])
+            start = mark.end()
+    return [*parts, value[start:]]
+
+
 def _labelled_values(page: Selector) -> dict[str, str]:
     """Label -> text for h2/h3/h4/dt headings followed by their next sibling block."""
     found: dict[str, str] = {}
@@ -69,8 +83,8 @@ def listing_fields(page: Selector) -> dict[str, Any]:
             fields["publisher"] = _clean(publisher.removeprefix("By "))
     for name in ("regions", "deployable_on", "categories", "industries"):
         if name in fields:
-            parts = re.split(r"[;,](?![^()]*\))", fields[name])
-            fields[name] = [part.strip().rstrip(".") for part in parts if part.strip().rstrip(".")]
+            parts = [part.strip().rstrip(".") for part in split_outside_parentheses(fields[name])]
+            fields[name] = [part for part in parts if part]
     plans = _plans(page)
     if plans:
         fields["plans"] = plans
