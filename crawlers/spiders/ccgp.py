@@ -63,11 +63,11 @@ class CcgpSpider(SourceSpider):
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
         """One list page: its unseen notices, then the next page unless this one held a seen notice."""
-        seen_before = False
-        for href in response.css(self.list_links).getall():
-            url = response.urljoin(href)
-            request = self.detail_request(url)
-            seen_before = seen_before or self.known(url)
+        urls = [response.urljoin(href) for href in response.css(self.list_links).getall()]
+        stored = self.stored_among(urls)
+        seen_before = bool(stored)
+        for url in urls:
+            request = self.detail_request(url, stored=stored)
             if request is not None:
                 yield request
         next_page = self._next_page(response, response.meta.get("page", 0))
@@ -104,11 +104,11 @@ class CcgpSpider(SourceSpider):
         return f"{base}?{urlencode(params)}"
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:
-        seen_before = False
-        for href in response.css(self.search_links).getall():
-            url = self.on_mirror(response.urljoin(href))
-            seen_before = seen_before or self.known(url)
-            request = self.detail_request(url)
+        urls = [self.on_mirror(response.urljoin(href)) for href in response.css(self.search_links).getall()]
+        stored = self.stored_among(urls)
+        seen_before = bool(stored)
+        for url in urls:
+            request = self.detail_request(url, stored=stored)
             if request is not None:
                 yield request
         pager = _PAGER.search(response.text)
