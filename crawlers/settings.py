@@ -60,11 +60,14 @@ ITEM_PIPELINES = {
 }
 
 # scrapy-playwright: only requests with meta["playwright"] go through the browser. Debian's
-# Chromium, because Playwright cannot download its own browser on these machines.
+# Chromium, because Playwright cannot download its own browser on these machines. Our subclass
+# reuses browser pages instead of opening a tab per request (crawlers/browser.py says why and
+# the risk: it overrides a private method); a page is retired after PLAYWRIGHT_PAGE_REUSE requests.
 DOWNLOAD_HANDLERS = {
-    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
-    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "http": "crawlers.browser.PagePoolHandler",
+    "https": "crawlers.browser.PagePoolHandler",
 }
+PLAYWRIGHT_PAGE_REUSE = 100
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_LAUNCH_OPTIONS = {
