@@ -248,13 +248,14 @@ def make_plain_engine(url: str) -> Engine:
 
 def make_engine(url: str) -> Engine:
     """An engine on a database migrated to the models (Alembic ``upgrade head``)."""
-    from index.migrate import upgrade_schema
+    from index.migrate import schema_lock, upgrade_schema
 
     engine = make_plain_engine(url)
     upgrade_schema(engine)
     # Safety net for a table added to the models before its revision is written: it is created
     # so the code works, and tests/test_migrations.py fails until the revision exists.
-    Base.metadata.create_all(engine)
+    with schema_lock(engine):
+        Base.metadata.create_all(engine)
     return engine
 
 
