@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from parsel import Selector
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.defer import deferred_from_coro
@@ -65,7 +64,8 @@ class BlockPageMiddleware:
         if response.status != 200 or not isinstance(response, TextResponse) or request.meta.get("allow_short") \
                 or _is_json(response):
             return response
-        page = Selector(text=response.text, type="html")
+        # The response's own selector, parsed once and cached: the spider's callback reuses it.
+        page = response.selector
         text = visible_text(page)
         reason = block_reason(text, page.css("title::text").get(default=""))
         if reason:

@@ -34,6 +34,12 @@ REDIRECT_MAX_TIMES = 5
 DEPTH_LIMIT = _config.crawl.max_depth
 LOOPHOLE_MAX_REQUESTS = _config.crawl.max_requests
 
+# Scrapy hands each response's output (requests and items) to CONCURRENT_ITEMS worker tasks,
+# started afresh per response: the default 100 meant 200,000 asyncio tasks for a 2,000-page
+# crawl, a third of the reactor's time. Our pipeline ingests synchronously, so more than a
+# few in parallel buys nothing; a list page's requests only go to the scheduler.
+CONCURRENT_ITEMS = 4
+
 DOWNLOADER_MIDDLEWARES = {
     # Before the download (lower numbers run first on requests): no private addresses.
     "crawlers.middlewares_safety.PrivateAddressMiddleware": 90,
@@ -54,11 +60,14 @@ ITEM_PIPELINES = {
 }
 
 # scrapy-playwright: only requests with meta["playwright"] go through the browser. Debian's
-# Chromium, because Playwright cannot download its own browser on these machines.
+# Chromium, because Playwright cannot download its own browser on these machines. Our subclass
+# reuses browser pages instead of opening a tab per request (crawlers/browser.py says why and
+# the risk: it overrides a private method); a page is retired after PLAYWRIGHT_PAGE_REUSE requests.
 DOWNLOAD_HANDLERS = {
-    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
-    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "http": "crawlers.browser.PagePoolHandler",
+    "https": "crawlers.browser.PagePoolHandler",
 }
+PLAYWRIGHT_PAGE_REUSE = 100
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_LAUNCH_OPTIONS = {

@@ -8,6 +8,9 @@ is recognised and stamped with the first revision, then upgraded.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -42,12 +45,33 @@ def _made_before_migrations(connection: Connection) -> bool:
     return "documents" in tables and "alembic_version" not in tables
 
 
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Hold this while changing the schema of a SQLite file: an exclusive lock on a file beside
+    it, so of several processes opening a new database at once (crawler workers on a fresh data
+    directory) one migrates and the others wait, then find it done. SQLite's own locking does not
+    cover this: each process reads "no tables" before any of them writes, and the second
+    ``CREATE TABLE`` fails. PostgreSQL takes an advisory lock instead (migrations/env.py);
+    an in-memory database belongs to one process."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.schema-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision``; idempotent, and a no-op once done in this process."""
+    """Bring the database to ``revision``; idempotent, safe when several processes do it at
+    once (:func:`schema_lock`), and a no-op once done in this process."""
     key = f"{engine.url!r}@{revision}"
     if key in _CURRENT:
         return
-    with engine.begin() as connection:
+    with schema_lock(engine), engine.begin() as connection:
         config = alembic_config(connection)
         if _made_before_migrations(connection):
             command.stamp(config, FIRST_REVISION)

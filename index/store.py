@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+# Bound parameters per IN (...) query: under SQLite's limit (32766 since 3.32, 999 before).
+_IN_BATCH = 900
 
 
 def utcnow() -> datetime:
@@ -245,13 +248,14 @@ def make_plain_engine(url: str) -> Engine:
 
 def make_engine(url: str) -> Engine:
     """An engine on a database migrated to the models (Alembic ``upgrade head``)."""
-    from index.migrate import upgrade_schema
+    from index.migrate import schema_lock, upgrade_schema
 
     engine = make_plain_engine(url)
     upgrade_schema(engine)
     # Safety net for a table added to the models before its revision is written: it is created
     # so the code works, and tests/test_migrations.py fails until the revision exists.
-    Base.metadata.create_all(engine)
+    with schema_lock(engine):
+        Base.metadata.create_all(engine)
     return engine
 
 
@@ -270,6 +274,22 @@ class Store:
     def document_by_url(self, url: str) -> Document | None:
         with self.session() as session:
             return session.scalar(select(Document).where(Document.url == url))
+
+    def stored_among(self, urls: Iterable[str], before: datetime | None = None) -> set[str]:
+        """Those of ``urls`` whose document is stored and complete (and, given ``before``, was
+        stored by then), in one query per batch: a list page checks all its links at once (one
+        query per link was a fifth of crawl time). An empty hash marks an ingest that did not
+        finish; such a page counts as not stored."""
+        pending = list(dict.fromkeys(urls))
+        found: set[str] = set()
+        with self.session() as session:
+            for start in range(0, len(pending), _IN_BATCH):
+                batch = pending[start:start + _IN_BATCH]
+                query = select(Document.url).where(Document.url.in_(batch), Document.sha256 != "")
+                if before is not None:
+                    query = query.where(Document.created_at <= before)
+                found.update(session.scalars(query))
+        return found
 
     def documents(self, source: str | None = None) -> list[Document]:
         with self.session() as session:

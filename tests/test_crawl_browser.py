@@ -8,7 +8,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from index.store import CrawlRun, Store
 from loophole.webserver import serve_directory
 from tests.conftest import DEMO_WEB
 from tests.crawl_mirror import documents, fast_config, loophole
@@ -32,3 +34,21 @@ def test_rendered_notice_has_a_screenshot_in_its_evidence(tmp_path: Path) -> Non
         assert archive.read(shot["path"]).startswith(b"\x89PNG") and shot["render_mode"] == "screenshot"
         page = next(f for f in manifest["files"] if f["role"] == "page")
         assert page["render_mode"] == "browser"
+
+
+def test_notices_share_a_few_browser_pages(tmp_path: Path) -> None:
+    """crawlers/browser.py: Chromium pages are reused, not opened per request, and every notice
+    still gets its own rendering and screenshot."""
+    home, config = tmp_path / "home", fast_config(tmp_path)
+    with serve_directory(DEMO_WEB) as base_url:
+        completed = loophole(["crawl", "yuanjiang-portal", "--base-url", base_url], home, config)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    docs = documents(home, config, "yuanjiang-portal")
+    assert len(docs) == 5 and len({d["title"] for d in docs}) == 5
+    assert all(d["fields"]["screenshot_sha256"] for d in docs)
+    store = Store(f"sqlite:///{home / 'loophole.db'}")
+    with store.session() as session:
+        stats = session.scalars(select(CrawlRun.stats)).one()
+    store.close()
+    # A list page and five notices through at most PLAYWRIGHT_MAX_PAGES_PER_CONTEXT (2) pages.
+    assert stats["pages/fetched"] == 5 and stats["playwright/page_count"] <= 2

@@ -167,3 +167,19 @@ def test_embedded_default_needs_no_redis() -> None:
     assert frontier_settings(Settings()) == {}
     redis_settings = frontier_settings(Settings.model_validate({"crawl": {"frontier": "redis"}}))
     assert redis_settings["SCHEDULER"] == "crawlers.frontier.ReliableScheduler"
+
+
+def test_queueing_a_request_does_not_open_the_store(home: Path) -> None:
+    """The Redis frontier queues ``Request.to_dict``, which looks up the callback among every
+    member of the spider: that must not open (and so migrate) the database. Workers starting
+    together on a new SQLite file raced doing it ("table crawl_runs already exists")."""
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.spiders.registry import spider_class
+    from loophole.sources import load_sources
+
+    cls = spider_class(load_sources(Settings().sources_file)["ccgp"])
+    spider = cls.from_crawler(get_crawler(cls))
+    spider.list_request(spider.url("/cggg/zygg/index.htm")).to_dict(spider=spider)
+    assert spider._store is None
+    assert not list(home.rglob("*.db*"))

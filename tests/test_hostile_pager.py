@@ -98,7 +98,7 @@ def test_endless_pager_is_clamped(crawl: dict[str, Any], source: str, prefix: st
 
 def test_a_clamped_walk_does_not_count_as_a_finished_one(crawl: dict[str, Any]) -> None:
     """The notices a clamped walk stored are not everything down the list: the next run must not
-    stop at them (see SourceSpider.stops_walk)."""
+    stop at them (see SourceSpider.walk_stops_among)."""
     from crawlers.spiders.base import CUT_SHORT_STATS
 
     assert "lists/pager_clamped" in CUT_SHORT_STATS

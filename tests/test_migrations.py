@@ -6,7 +6,9 @@ write one (``alembic revision --autogenerate -m "..."`` at the repository root, 
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -84,3 +86,27 @@ def test_cli_db_upgrade(home: Path) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert f"revision {head_revision()}" in result.output and (home / "loophole.db").exists()
+
+
+def _open_store(url: str, barrier: Any) -> None:
+    """In a child process: wait for the others, then open (and so migrate) the store."""
+    barrier.wait(timeout=120)
+    Store(url).close()
+
+
+def test_fresh_sqlite_store_opened_by_several_processes_at_once(tmp_path: Path) -> None:
+    """Crawler processes starting together on a new data directory all migrate it: one does,
+    the others wait and find it done (no "table ... already exists")."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_store, args=(url, barrier)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    engine = make_plain_engine(url)
+    with engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+    engine.dispose()

@@ -9,7 +9,7 @@ Spiders only yield requests and items. Everything after the fetch happens in pip
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Container, Iterable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -18,11 +18,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import scrapy
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
-from sqlalchemy import select
 from twisted.python.failure import Failure
 
 from crawlers.items import PageItem
-from index.store import CrawlRun, Document, Store
+from index.store import CrawlRun, Store
 from loophole.config import ConfigError, Settings, load_settings
 from loophole.sources import Source, load_sources, seed_urls
 
@@ -67,6 +66,7 @@ class SourceSpider(scrapy.Spider):
         self.limit = int(limit) if limit else None
         self.expected = 0
         self.requested = 0
+        self._store: Store | None = None
 
     # -- configuration -------------------------------------------------------------------
 
@@ -122,35 +122,44 @@ class SourceSpider(scrapy.Spider):
     def list_request(self, url: str, **meta: Any) -> scrapy.Request:
         return scrapy.Request(url, callback=self.parse, meta={**self.render_meta(), **meta})
 
-    @cached_property
-    def store(self) -> Store:
-        self.settings_obj.ensure_dirs()  # the first run of a fresh data directory starts here
-        return Store(self.settings_obj.db_url)
+    def open_store(self) -> Store:
+        """The store, opened on first use. A method, not a property: Scrapy's ``Request.to_dict``
+        (the Redis frontier pickles requests) runs ``inspect.getmembers`` on the spider, which
+        evaluates every property; opening (and migrating) the database there raced with the
+        other crawler processes doing the same."""
+        if self._store is None:
+            self.settings_obj.ensure_dirs()  # the first run of a fresh data directory starts here
+            self._store = Store(self.settings_obj.db_url)
+        return self._store
+
+    def stored_among(self, urls: Iterable[str]) -> set[str]:
+        """Those already stored, in one query for a whole list page: a notice does not change
+        once published, so it is not fetched again."""
+        return self.open_store().stored_among(urls)
 
     def known(self, url: str) -> bool:
-        """Already stored: a notice does not change once published, so it is not fetched again."""
-        with self.store.session() as session:
-            # An empty hash marks an ingest that did not finish: that page is fetched again.
-            return session.scalar(select(Document.id).where(Document.url == url, Document.sha256 != "")) is not None
+        return bool(self.stored_among([url]))
+
+    def closed(self, reason: str) -> None:
+        """Scrapy calls this when the crawl ends: the store's connections go with it."""
+        if self._store is not None:
+            self._store.close()
 
     @cached_property
     def walk_boundary(self) -> datetime | None:
-        return last_crawl_finished(self.store, self.source_id)
+        return last_crawl_finished(self.open_store(), self.source_id)
 
-    def stops_walk(self, url: str) -> bool:
-        """A list walk (newest first) may stop at this notice: it was stored before the last run of
-        this source that walked its lists to the end had finished, so every older one is stored too.
+    def walk_stops_among(self, urls: Iterable[str]) -> bool:
+        """Whether a list walk (newest first) may stop at this list page: one of its notices was
+        stored before the last run of this source that walked its lists to the end had finished,
+        so every older one is stored too.
 
         A notice stored since then does not stop the walk: a run killed mid-crawl (SIGKILL, OOM,
         a reboot) may have stored it and not older ones further down the list, and so may another
         source (a keyword search). Until the next finished run, the walk goes on past them.
         """
         boundary = self.walk_boundary
-        if boundary is None:
-            return False
-        with self.store.session() as session:
-            return session.scalar(select(Document.id).where(Document.url == url, Document.sha256 != "",
-                                                            Document.created_at <= boundary)) is not None
+        return boundary is not None and bool(self.open_store().stored_among(urls, before=boundary))
 
     def may_walk_to(self, page: int) -> bool:
         """Whether a list walk may fetch its page number ``page`` (0 is the first): a pager is not
@@ -164,12 +173,13 @@ class SourceSpider(scrapy.Spider):
         return False
 
     def detail_request(self, url: str, callback: Any = None, refetch: bool = False,
-                       **meta: Any) -> scrapy.Request | None:
-        """A request for a content page, or None once known or the sample limit is reached."""
+                       stored: Container[str] | None = None, **meta: Any) -> scrapy.Request | None:
+        """A request for a content page, or None once known or the sample limit is reached.
+        ``stored``: the list page's stored URLs from :meth:`stored_among` (else one query here)."""
         self.expected += 1
         stats = self.crawler.stats
         stats.set_value("pages/expected", self.expected)
-        if not refetch and self.known(url):
+        if not refetch and (url in stored if stored is not None else self.known(url)):
             stats.inc_value("pages/known")
             return None
         if self.limit is not None and self.requested >= self.limit:

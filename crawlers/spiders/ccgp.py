@@ -4,7 +4,7 @@ List pages: ``ul.c_list_bid li a`` to detail pages ``/cggg/{zygg|dfgg}/{type}/{Y
 the page count from the page's ``Pager({size:N, current:M, ...})`` call (index.htm, index_1.htm, ...).
 Pages are walked one after another, newest first, and the walk stops on the first page that
 holds a notice stored before the last finished run: everything older was seen then
-(``SourceSpider.stops_walk``); it never goes past ``crawl.max_list_pages``.
+(``SourceSpider.walk_stops_among``); it never goes past ``crawl.max_list_pages``.
 Search: ``search.ccgp.gov.cn/bxsearch`` with the watch terms, a date range and the notice-type
 (``bidType``), scope (``bidSort``) and category (``pinMu``) filters from the source's search params.
 Details come in two templates (vF_ and vT_ classes); the 公告概要 table and the body are kept;
@@ -78,13 +78,13 @@ class CcgpSpider(SourceSpider):
     # -- channel lists ---------------------------------------------------------------------
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        """One list page: its unseen notices, then the next page unless this one held a notice
-        that ends the walk (see ``stops_walk``)."""
-        stop = False
-        for href in response.css(self.list_links).getall():
-            url = response.urljoin(href)
-            request = self.detail_request(url)
-            stop = stop or self.stops_walk(url)
+        """One list page: its unseen notices, then the next page unless this one held a notice that
+        ends the walk (see ``walk_stops_among``)."""
+        urls = [response.urljoin(href) for href in response.css(self.list_links).getall()]
+        stored = self.stored_among(urls)
+        stop = self.walk_stops_among(urls)
+        for url in urls:
+            request = self.detail_request(url, stored=stored)
             if request is not None:
                 yield request
         page = response.meta.get("page", 0)
@@ -122,11 +122,11 @@ class CcgpSpider(SourceSpider):
         return f"{base}?{urlencode(params)}"
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:
-        stop = False
-        for href in response.css(self.search_links).getall():
-            url = self.on_mirror(response.urljoin(href))
-            stop = stop or self.stops_walk(url)
-            request = self.detail_request(url)
+        urls = [self.on_mirror(response.urljoin(href)) for href in response.css(self.search_links).getall()]
+        stored = self.stored_among(urls)
+        stop = self.walk_stops_among(urls)
+        for url in urls:
+            request = self.detail_request(url, stored=stored)
             if request is not None:
                 yield request
         pages = pager_size(response.text)

@@ -80,11 +80,11 @@ class EpointSpider(SourceSpider):
             self.logger.warning("not an Epoint list answer at %s: %s", response.url, exc)
             self.crawler.stats.inc_value("lists/unreadable")
             return
-        stop = False
-        for record in records:
-            url = self.url(str(record.get("linkurl", "")))
-            stop = stop or self.stops_walk(url)
-            request = self.detail_request(url, fields=record_fields(record))
+        urls = [self.url(str(record.get("linkurl", ""))) for record in records]
+        stored = self.stored_among(urls)
+        stop = self.walk_stops_among(urls)
+        for url, record in zip(urls, records, strict=True):
+            request = self.detail_request(url, stored=stored, fields=record_fields(record))
             if request is not None:
                 yield request
         meta = response.meta

@@ -38,8 +38,10 @@ class JsPortalSpider(SourceSpider):
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
         rendered = str(self.source.options.get("rendered", "body[data-rendered]"))
-        for href in response.css(f"{self.links_css}::attr(href)").getall():
-            request = self.detail_request(response.urljoin(href), **self._wait_for(rendered, screenshot=True))
+        urls = [response.urljoin(href) for href in response.css(f"{self.links_css}::attr(href)").getall()]
+        stored = self.stored_among(urls)
+        for url in urls:
+            request = self.detail_request(url, stored=stored, **self._wait_for(rendered, screenshot=True))
             if request is not None:
                 yield request
 

@@ -21,13 +21,21 @@ class SiteSpider(SourceSpider):
         if not self.source.follow:
             yield self.page_item(response)
             return
+        links = self.followed_links(response)
+        stored = self.stored_among(links)
+        for url in links:
+            request = self.detail_request(url, stored=stored)
+            if request is not None:
+                yield request
+
+    def followed_links(self, response: Response) -> list[str]:
+        """The page's links under the ``follow`` prefixes, start pages left out, in page order."""
         starts = set(self.start_urls_for_source())
+        links = []
         for href in response.css("a::attr(href)").getall():
             url = response.urljoin(href).split("#")[0]
             path = urlsplit(url).path
-            if url in starts or not url.startswith(("http://", "https://")) \
-                    or not any(path.startswith(prefix) for prefix in self.source.follow):
-                continue
-            request = self.detail_request(url)
-            if request is not None:
-                yield request
+            if url not in starts and url.startswith(("http://", "https://")) \
+                    and any(path.startswith(prefix) for prefix in self.source.follow):
+                links.append(url)
+        return links
