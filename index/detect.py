@@ -18,13 +18,14 @@ from threadpoolctl import ThreadpoolController
 from extract.kind import EVIDENCE_KINDS
 from index.chunking import detection_joins, join_text
 from index.embed import Embedder
-from index.entities import EntityHit, fold
+from index.entities import EntityHit, Watchlist, fold
 from index.patterns import Pattern, PatternLibrary
 
 DEFAULT_THRESHOLD = 0.62
 KEYWORD_BONUS = 0.12          # a sentence naming the pattern's cues is stronger evidence
 DOC_KEYWORD_BONUS = 0.08      # the rest of the page corroborating the decisive sentence
 COUNTER_PENALTY = 1.0         # how much being nearer a counter-example costs
+CUE_BONUS = 0.15             # a unit naming every cue type of the pattern (index.patterns.Pattern.cues)
 NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must not use overseas regions")
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
@@ -68,9 +69,11 @@ class Detector:
     """Example vectors are computed once per library and model, then reused for every page."""
 
     def __init__(self, library: PatternLibrary, embedder: Embedder,
-                 thresholds: dict[str, float] | None = None, learned: LearnedExamples | None = None) -> None:
+                 thresholds: dict[str, float] | None = None, learned: LearnedExamples | None = None,
+                 watchlist: Watchlist | None = None) -> None:
         self.library = library
         self.embedder = embedder
+        self.watchlist = watchlist   # names the entity types in each unit, for patterns' cues
         self.thresholds = thresholds or {}
         self.learned = learned or LearnedExamples()
         self.vectors = [self._vectors_for(pattern) for pattern in library.patterns]
@@ -108,16 +111,23 @@ class Detector:
         """
         folded = [fold(sentence) for sentence in sentences]
         entity_types = {hit.type for hit in entities} | {f"lang:{lang}"}
+        units = Units(sentences, folded, self._unit_types(folded))
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
         with _BLAS.limit(limits=1, user_api="blas"):
-            return [self._score_one(pv, sentences, folded, vectors, kind, entity_types) for pv in self.vectors]
+            return [self._score_one(pv, units, vectors, kind, entity_types) for pv in self.vectors]
 
-    def _score_one(self, pv: PatternVectors, sentences: Sequence[str], folded: Sequence[str],
-                   vectors: np.ndarray, kind: str, entity_types: set[str]) -> PatternScore:
+    def _unit_types(self, folded: Sequence[str]) -> list[set[str]]:
+        if self.watchlist is None or not any(pv.pattern.cues for pv in self.vectors):
+            return [set() for _ in folded]
+        return [self.watchlist.types_in(text) for text in folded]
+
+    def _score_one(self, pv: PatternVectors, units: Units, vectors: np.ndarray, kind: str,
+                   entity_types: set[str]) -> PatternScore:
+        sentences, folded = units.texts, units.folded
         if len(sentences) == 0:
             return PatternScore(pv.pattern.id, 0.0, False, "", "", {"why": "no text"})
-        sentence_scores, nearest, keyword_hits = sentence_evidence(pv, folded, vectors)
+        sentence_scores, nearest, keyword_hits = sentence_evidence(pv, units, vectors)
         best = int(np.argmax(sentence_scores))
         doc_keywords = sorted({k for k in pv.keywords if any(k in text for text in folded)})
         doc_bonus = DOC_KEYWORD_BONUS * min(len(doc_keywords), 4) / 4
@@ -130,6 +140,7 @@ class Detector:
             "sentence_similarity": round(float(sentence_scores[best]), 4),
             "keywords": doc_keywords[:12],
             "sentence_keywords": keyword_hits[best],
+            "sentence_entity_types": sorted(units.types[best]),
             "kind": kind,
             "threshold": round(threshold, 4),
         }
@@ -153,9 +164,24 @@ def embed_units(embedder: Embedder, chunks: list[str]) -> tuple[list[str], np.nd
     return chunks + passages, np.vstack([chunk_vectors, join_vectors])
 
 
-def sentence_evidence(pv: PatternVectors, folded: Sequence[str],
+@dataclass
+class Units:
+    """A document's scoring units: as written, folded, and the entity types each one names."""
+
+    texts: Sequence[str]
+    folded: Sequence[str]
+    types: Sequence[set[str]]
+
+
+def names_cues(cues: list[list[str]], types: set[str]) -> bool:
+    """Whether a unit names one type of every cue group (a pattern without cues: never)."""
+    return bool(cues) and all(types.intersection(group) for group in cues)
+
+
+def sentence_evidence(pv: PatternVectors, units: Units,
                       vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-    """Per-sentence score, index of the nearest example, and keywords named in the sentence."""
+    """Per-unit score, index of the nearest example, and keywords named in the unit."""
+    folded = units.folded
     positive = vectors @ pv.examples.T
     best_positive = positive.max(axis=1)
     nearest = positive.argmax(axis=1)
@@ -166,7 +192,8 @@ def sentence_evidence(pv: PatternVectors, folded: Sequence[str],
         penalty = np.zeros_like(best_positive)
     keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
     negated = np.array([any(cue in text for cue in NEGATION_CUES) for text in folded], dtype=bool)
-    bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 for hits in keyword_hits], dtype=np.float32)
+    bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 + CUE_BONUS * names_cues(pv.pattern.cues, types)
+                      for hits, types in zip(keyword_hits, units.types, strict=True)], dtype=np.float32)
     bonus = np.where(negated, -NEGATION_PENALTY, bonus)
     scores = best_positive + bonus - penalty
     if len(pv.vetoes):

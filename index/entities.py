@@ -1,7 +1,9 @@
-"""The entity watchlist: Chinese and English names and aliases, Traditional folded to Simplified."""
+"""The entity watchlist: Chinese and English names and aliases, Traditional folded to Simplified,
+full-width forms folded to ASCII."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,12 +38,14 @@ class EntityHit:
     id: str
     name: str
     type: str
-    matched: str
+    matched: str                      # the first alias found
+    aliases: tuple[str, ...] = ()     # every alias found, for the digest's "why it fired"
 
 
 def fold(text: str) -> str:
-    """Lower-case and Simplified Chinese, so 海康威視 and HIKVISION match their aliases."""
-    return zhconv.convert(text, "zh-hans").lower()
+    """NFKC, Simplified Chinese and lower case, so 海康威視, HIKVISION and ＨＩＫＶＩＳＩＯＮ (full-width
+    forms, common in Chinese notices) all match their aliases."""
+    return zhconv.convert(unicodedata.normalize("NFKC", text), "zh-hans").lower()
 
 
 def _is_word_char(char: str) -> bool:
@@ -85,15 +89,23 @@ class Watchlist:
         return found
 
     def find(self, text: str) -> list[EntityHit]:
-        """Distinct entities mentioned in the text, in order of first mention."""
+        """Distinct entities mentioned in the text, in order of first mention, with every alias found."""
         if not self._lookup:
             return []
-        hits: dict[str, EntityHit] = {}
+        found: dict[str, tuple[Entity, list[str]]] = {}
         for key in self._matches(fold(text)):
             entity = self._lookup[key]
-            if entity.id not in hits:
-                hits[entity.id] = EntityHit(entity.id, entity.name, entity.type, key)
-        return list(hits.values())
+            aliases = found.setdefault(entity.id, (entity, []))[1]
+            if key not in aliases:
+                aliases.append(key)
+        return [EntityHit(entity.id, entity.name, entity.type, aliases[0], tuple(aliases))
+                for entity, aliases in found.values()]
+
+    def types_in(self, folded: str) -> set[str]:
+        """Entity types named in already folded text (a scoring unit): cheap enough per unit."""
+        if not self._lookup:
+            return set()
+        return {self._lookup[key].type for key in self._matches(folded)}
 
 
 @lru_cache(maxsize=4)

@@ -3,7 +3,8 @@
 A pattern is a description, examples, counter-examples and keywords; adding one is a YAML
 file and no code. ``requires`` optionally names entity types (from the watchlist) that a
 document must mention for the pattern to fire: e.g. a US cloud or an export-controlled chip.
-Each inner list is one condition satisfied by any of its types.
+Each inner list is one condition satisfied by any of its types. ``cues``, of the same shape,
+names the entity types that the decisive sentence itself names; a unit naming them all scores higher.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class Pattern(BaseModel):
     counter_examples: list[str] = []
     keywords: list[str] = []
     requires: list[list[str]] = []
+    # Entity types the decisive evidence names in one unit (each inner list: any of its types);
+    # a unit naming them all gets a bonus. "A provider and a PRC buyer in the same line" is
+    # stronger than either somewhere on the page.
+    cues: list[list[str]] = []
     # Document kinds this pattern can be evidence in (empty: every primary-source kind). A
     # pattern defined by who *procures* something is only evidenced by procurement notices.
     kinds: list[str] = []

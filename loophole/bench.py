@@ -231,8 +231,8 @@ def stage_ingest(work: Path) -> list[Row]:
             pool.close()
     monitor.close()
     extracted, _ = _extracted(pages)
-    detector = Detector(monitor.library, monitor.embedder)
     watchlist = load_watchlist(settings.watchlist_file)
+    detector = Detector(monitor.library, monitor.embedder, watchlist=watchlist)
     from index.chunking import chunk_document
 
     chunks = [chunk_document(p.title, p.text) for p in extracted]

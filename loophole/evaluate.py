@@ -92,7 +92,9 @@ def _why(detection: Detection) -> str:
     """Score against threshold, any gate that suppressed the pattern, and the deciding sentence."""
     reasons = detection.reasons or {}
     gate = f" suppressed: {reasons['suppressed']};" if reasons.get("suppressed") else ""
-    return (f"{detection.score:.3f} (threshold {reasons.get('threshold', '?')});{gate} "
+    types = reasons.get("sentence_entity_types")
+    named = f" unit names: {', '.join(types)};" if types else ""
+    return (f"{detection.score:.3f} (threshold {reasons.get('threshold', '?')});{gate}{named} "
             f"{detection.sentence[:200]}")
 
 

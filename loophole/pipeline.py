@@ -86,7 +86,7 @@ class Monitor:
     def detector(self) -> Detector:
         """Thresholds calibrated for this library and model, and examples learned from verdicts."""
         thresholds = load_thresholds(self.settings.calibration_files, self.library.version, self.embedder.model_id)
-        return Detector(self.library, self.embedder, thresholds, learned_examples(self.store))
+        return Detector(self.library, self.embedder, thresholds, learned_examples(self.store), self.watchlist)
 
     @cached_property
     def vectors(self) -> VectorIndex:

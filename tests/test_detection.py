@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.calibration import Calibration, Sample, best_threshold, cross_validate, load_thresholds, save_calibration
-from index.detect import gate
+from index.detect import CUE_BONUS, PatternVectors, Units, gate, names_cues, sentence_evidence
+from index.entities import Entity, Watchlist, fold, load_watchlist
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
 from loophole.config import ConfigError, Settings, read_yaml_mapping
@@ -108,3 +110,30 @@ def test_feedback_on_an_unknown_document_or_pattern_is_refused(settings: Setting
     with pytest.raises(FeedbackError, match="not scored"):
         record_feedback(monitor.store, result.doc_id, "confirm", "no-such-pattern")
     monitor.close()
+
+
+def test_a_unit_naming_every_cue_type_scores_higher() -> None:
+    """Same similarity, but one unit names a police buyer and a US chip together: it wins by the bonus."""
+    pattern = Pattern(id="p-z", title="t", description="d", examples=["e"],
+                      cues=[["buyer-police"], ["export-chip", "us-brand-hardware"]])
+    pv = PatternVectors(pattern, np.eye(1, 4, dtype=np.float32), np.zeros((0, 4), dtype=np.float32), [], ["e"],
+                        np.zeros((0, 4), dtype=np.float32))
+    texts = ["公安局采购服务器，配置英伟达T4", "公安局采购服务器"]
+    units = Units(texts, [fold(t) for t in texts], [{"buyer-police", "export-chip"}, {"buyer-police"}])
+    vectors = np.array([[0.6, 0.8, 0, 0], [0.6, 0.8, 0, 0]], dtype=np.float32)
+    scores, _, _ = sentence_evidence(pv, units, vectors)
+    assert scores[0] - scores[1] == pytest.approx(CUE_BONUS)
+    assert not names_cues([], {"buyer-police"})          # a pattern without cues never gets the bonus
+
+
+def test_watchlist_folds_full_width_and_traditional_and_keeps_every_alias() -> None:
+    watchlist = Watchlist([Entity(id="hik", name="Hikvision", type="sanctioned-vendor", names=["Hikvision", "海康威视"])])
+    hits = watchlist.find("ＨＩＫＶＩＳＩＯＮ摄像机，海康威視录像机")
+    assert [(h.id, h.aliases) for h in hits] == [("hik", ("hikvision", "海康威视"))]
+    assert watchlist.types_in(fold("Ｈｉｋｖｉｓｉｏｎ")) == {"sanctioned-vendor"}
+
+
+def test_a_procurement_agency_is_not_a_reseller_cue() -> None:
+    """Every notice names its 采购代理机构; the longest alias wins, so its 代理 is not read as a channel."""
+    types = load_watchlist(Settings().watchlist_file).types_in(fold("采购代理机构：某招标有限公司"))
+    assert "channel-cue" not in types and "reseller-cue" not in types
