@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from index.embed import Embedder
+from index.embed import Embedder, SharedBatches
 from index.entities import fold
 from index.lexical import LexicalIndex, query_terms
 from index.store import Chunk, Detection, Document, Store
@@ -190,6 +190,8 @@ class SearchEngine:
         self.lexical = lexical
         self.index_dir = index_dir
         self._vectors_mtime = self._index_mtime()
+        # Concurrent searches (the web server's threads) share embedding calls and FAISS searches.
+        self._dense = SharedBatches(self._dense_batch)
 
     def _index_mtime(self) -> float:
         path = self.index_dir / INDEX_FILE if self.index_dir else None
@@ -224,8 +226,8 @@ class SearchEngine:
         dense: list[tuple[int, float]] = []
         if len(self.vectors):
             k = FILTERED_CANDIDATES if allowed is not None else CANDIDATES
-            scores, ids = self.vectors.search(self.embedder.encode([query]), k=k)
-            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            scores, ids = self._dense((query, k))
+            dense = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0]
         lexical = self.lexical.search(query, CANDIDATES, allowed)
         doc_of = self._doc_ids([cid for cid, _ in dense + lexical])
         hits = {}
@@ -233,6 +235,12 @@ class SearchEngine:
             hits[name] = [(cid, doc_of[cid], score) for cid, score in found
                           if cid in doc_of and (allowed is None or doc_of[cid] in allowed)]
         return hits
+
+    def _dense_batch(self, queries: list[tuple[str, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(scores, chunk ids) per (query, k): one embedding call and one FAISS search for the lot."""
+        scores, ids = self.vectors.search(self.embedder.encode([text for text, _ in queries]),
+                                          k=max(k for _, k in queries))
+        return [(scores[row, :k], ids[row, :k]) for row, (_, k) in enumerate(queries)]
 
     def _doc_ids(self, chunk_ids: list[int]) -> dict[int, int]:
         if not chunk_ids:
