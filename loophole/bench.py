@@ -307,7 +307,8 @@ def stage_web_search(work: Path) -> list[Row]:
             row(f"{label} p95", result.percentile(95), "ms"),
             row(f"{label} p99", result.percentile(99), "ms"),
             row(f"{label} errors", result.errors, "errors", 0),
-            row(f"{label} throughput", result.rate, "req/s")]
+            row(f"{label} throughput", result.rate, "req/s"),
+            row(f"{label}: server CPU per request", result.cpu_per_request_ms, "ms")]
 
 
 # -- driver --------------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    server_cpu_seconds: float | None = None    # over the timed part, when the server's process is known
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -67,6 +69,13 @@ class LoadResult:
         """Successful requests per second."""
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_per_request_ms(self) -> float:
+        """The server's CPU time per answered request: a busy machine moves it far less than latency."""
+        if self.server_cpu_seconds is None or not self.latencies_ms:
+            return float("nan")
+        return self.server_cpu_seconds * 1000 / len(self.latencies_ms)
+
     def fail(self, what: str) -> None:
         self.errors += 1
         if len(self.error_samples) < 10:
@@ -75,12 +84,25 @@ class LoadResult:
     def summary(self) -> str:
         return (f"{self.clients} clients, {self.seconds:.1f} s: {self.requests} requests, {self.errors} errors, "
                 f"{self.rate:.1f} req/s, p50 {self.percentile(50):.0f} ms, p95 {self.percentile(95):.0f} ms, "
-                f"p99 {self.percentile(99):.0f} ms")
+                f"p99 {self.percentile(99):.0f} ms, server CPU {self.cpu_per_request_ms:.1f} ms/request")
+
+
+@dataclass
+class Served:
+    """A running ``loophole serve``: its base URL and process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
-def serving(home: Path) -> Iterator[str]:
-    """``loophole serve`` on a free loopback port over the data directory ``home``; yields the base URL."""
+def serving(home: Path) -> Iterator[Served]:
+    """``loophole serve`` on a free loopback port over the data directory ``home``."""
     port = free_port()
     env = child_environment(LOOPHOLE_HOME=str(home), PYTHONPATH=str(ROOT))
     with tempfile.TemporaryFile() as log:
@@ -90,7 +112,7 @@ def serving(home: Path) -> Iterator[str]:
             if not wait_for_port(port, timeout=START_TIMEOUT, alive=lambda: server.poll() is None):
                 log.seek(0)
                 raise RuntimeError(f"loophole serve did not start:\n{log.read().decode(errors='replace')[-2000:]}")
-            yield f"http://127.0.0.1:{port}"
+            yield Served(f"http://127.0.0.1:{port}", server)
         finally:
             server.terminate()
             try:
@@ -119,23 +141,27 @@ async def _client(http: httpx.AsyncClient, number: int, queries: Sequence[str], 
             result.fail(f"HTTP {answer.status_code}: {answer.text[:200]}")
 
 
-async def _load(base_url: str, token: str, clients: int, seconds: float, queries: Sequence[str]) -> LoadResult:
+async def _load(base_url: str, token: str, clients: int, seconds: float, queries: Sequence[str],
+                cpu: Callable[[], float] | None) -> LoadResult:
     result = LoadResult(clients)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"},
                                  timeout=REQUEST_TIMEOUT, limits=limits) as http:
         warm = await http.get("/api/search", params={"q": queries[0]}, timeout=START_TIMEOUT)
         warm.raise_for_status()
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu() if cpu else 0.0
         await asyncio.gather(*(_client(http, n, queries, started + seconds, result) for n in range(clients)))
         result.seconds = time.monotonic() - started
+        if cpu:
+            result.server_cpu_seconds = cpu() - cpu_before
     return result
 
 
 def run_load(base_url: str, token: str, clients: int = 50, seconds: float = 60.0,
-             queries: Sequence[str] = QUERIES) -> LoadResult:
-    """``clients`` concurrent clients searching for ``seconds`` (after one warm-up search)."""
-    return asyncio.run(_load(base_url, token, clients, seconds, queries))
+             queries: Sequence[str] = QUERIES, cpu: Callable[[], float] | None = None) -> LoadResult:
+    """``clients`` concurrent clients searching for ``seconds`` (after one warm-up search);
+    ``cpu`` (the server's CPU seconds so far) is read before and after the timed part."""
+    return asyncio.run(_load(base_url, token, clients, seconds, queries, cpu))
 
 
 def load_test(home: Path, clients: int = 50, seconds: float = 60.0) -> LoadResult:
@@ -147,8 +173,8 @@ def load_test(home: Path, clients: int = 50, seconds: float = 60.0) -> LoadResul
     store, name = Store(load_settings(home=home).db_url), f"loadtest-{time.time_ns()}"
     token = add_user(store, name, "viewer")
     try:
-        with serving(home) as base_url:
-            return run_load(base_url, token, clients, seconds)
+        with serving(home) as server:
+            return run_load(server.url, token, clients, seconds, cpu=server.cpu_seconds)
     finally:
         remove_user(store, name)   # no working token is left behind in the data directory
 

@@ -79,8 +79,8 @@ def test_concurrent_searches_rank_as_lone_ones() -> None:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """``loophole serve`` over a copy of the ingested dev corpus; the base URL and a viewer's token."""
     home = build_web_home(tmp_path_factory.mktemp("load") / "home")
-    with serving(home.home) as base_url:
-        yield base_url, home.tokens["viewer"]
+    with serving(home.home) as server:
+        yield server.url, home.tokens["viewer"]
 
 
 @needs(DEV_CORPUS)
