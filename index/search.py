@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from index.embed import Embedder
+from index.embed import Embedder, SharedBatches
 from index.entities import fold
 from index.lexical import LexicalIndex, query_terms
 from index.store import Chunk, Detection, Document, Store
@@ -190,6 +190,8 @@ class SearchEngine:
         self.lexical = lexical
         self.index_dir = index_dir
         self._vectors_mtime = self._index_mtime()
+        # Concurrent searches (the web server's threads) share embedding calls and FAISS searches.
+        self._dense = SharedBatches(self._dense_batch)
 
     def _index_mtime(self) -> float:
         path = self.index_dir / INDEX_FILE if self.index_dir else None
@@ -224,8 +226,8 @@ class SearchEngine:
         dense: list[tuple[int, float]] = []
         if len(self.vectors):
             k = FILTERED_CANDIDATES if allowed is not None else CANDIDATES
-            scores, ids = self.vectors.search(self.embedder.encode([query]), k=k)
-            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            scores, ids = self._dense((query, k))
+            dense = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0]
         lexical = self.lexical.search(query, CANDIDATES, allowed)
         doc_of = self._doc_ids([cid for cid, _ in dense + lexical])
         hits = {}
@@ -234,12 +236,18 @@ class SearchEngine:
                           if cid in doc_of and (allowed is None or doc_of[cid] in allowed)]
         return hits
 
+    def _dense_batch(self, queries: list[tuple[str, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(scores, chunk ids) per (query, k): one embedding call and one FAISS search for the lot."""
+        scores, ids = self.vectors.search(self.embedder.encode([text for text, _ in queries]),
+                                          k=max(k for _, k in queries))
+        return [(scores[row, :k], ids[row, :k]) for row, (_, k) in enumerate(queries)]
+
     def _doc_ids(self, chunk_ids: list[int]) -> dict[int, int]:
         if not chunk_ids:
             return {}
         with self.store.session() as session:
             rows = session.execute(select(Chunk.id, Chunk.doc_id).where(Chunk.id.in_(set(chunk_ids))))
-            return {row.id: row.doc_id for row in rows}
+            return dict(rows.all())   # rows are (id, doc_id) pairs
 
     @staticmethod
     def _fuse(hits: dict[str, list[tuple[int, int, float]]]) -> dict[int, float]:
@@ -255,26 +263,37 @@ class SearchEngine:
                  hits: dict[str, list[tuple[int, int, float]]], passages_per_doc: int) -> list[SearchResult]:
         chunk_score: dict[int, float] = {}
         best: dict[str, dict[int, float]] = {"dense": {}, "lexical": {}}
+        wanted, window = set(), set(doc_ids)
         for name, weight in (("dense", DENSE_WEIGHT), ("lexical", LEXICAL_WEIGHT)):
             for rank, (cid, doc_id, score) in enumerate(hits[name], start=1):
                 chunk_score[cid] = chunk_score.get(cid, 0.0) + weight / (RRF_K + rank)
                 best[name].setdefault(doc_id, score)
-        with self.store.session() as session:
-            docs = {d.id: d for d in session.scalars(select(Document).where(Document.id.in_(doc_ids)))}
-            chunks = {c.id: c for c in session.scalars(select(Chunk).where(Chunk.id.in_(list(chunk_score)),
-                                                                           Chunk.doc_id.in_(doc_ids)))}
+                if doc_id in window:
+                    wanted.add(cid)
+        docs, chunks = self._shown(doc_ids, wanted)
         results = []
         for doc_id in doc_ids:
             doc = docs.get(doc_id)
             if doc is None:
                 continue
-            mine = sorted((c for c in chunks.values() if c.doc_id == doc_id),
-                          key=lambda c: chunk_score[c.id], reverse=True)[:passages_per_doc]
+            mine = sorted(chunks.get(doc_id, []), key=lambda c: (-chunk_score[c.id], c.id))[:passages_per_doc]
             results.append(SearchResult(
                 doc.id, doc.url, doc.title, fused[doc_id], doc.kind, doc.lang, doc.source,
                 doc.published, best["dense"].get(doc_id), best["lexical"].get(doc_id),
                 [Passage(c.id, c.text, chunk_score[c.id]) for c in mine]))
         return results
+
+    def _shown(self, doc_ids: list[int], chunk_ids: set[int]) -> tuple[dict[int, Any], dict[int, list[Any]]]:
+        """The documents' and passages' shown columns only: a whole Document row carries the page's
+        full text and JSON fields, and loading ORM objects cost a third of a search under load."""
+        with self.store.session() as session:
+            docs = {row.id: row for row in session.execute(
+                select(Document.id, Document.url, Document.title, Document.kind, Document.lang, Document.source,
+                       Document.published).where(Document.id.in_(doc_ids)))}
+            chunks: dict[int, list[Any]] = {}
+            for row in session.execute(select(Chunk.id, Chunk.doc_id, Chunk.text).where(Chunk.id.in_(chunk_ids))):
+                chunks.setdefault(row.doc_id, []).append(row)
+        return docs, chunks
 
     def _browse(self, query: str, allowed: set[int] | None, page: int, per_page: int) -> SearchPage:
         statement = select(Document).order_by(Document.published.desc(), Document.id.desc())

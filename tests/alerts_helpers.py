@@ -4,7 +4,6 @@ and documents with alerts written straight into the store (no embedding model ne
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,17 +17,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from index.store import Alert, CrawlRun, Document, Store
+from loophole.webserver import free_port
 
 SENTENCE = "采购4张NVIDIA A100 GPU卡用于人脸识别和车辆识别分析平台建设。"
 TEXT = ("沅州市公安局视频智能分析平台采购项目。项目编号：YZGA-2026-018。采购人：沅州市公安局。"
         "预算金额：860.00万元。" + SENTENCE + "供应商资格要求：具有独立承担民事责任的能力。开标时间：2026年11月30日。"
         "本项目通过云服务租用算力，部署于境外数据中心，服务期三年，含运维与升级。")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Inbox:

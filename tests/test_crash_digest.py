@@ -28,8 +28,9 @@ from sqlalchemy import select
 from index.store import Alert, Delivery, Document, Store
 from loophole.config import Settings, load_settings
 from loophole.notify import deliver_digest
+from loophole.webserver import free_port
 from tests.conftest import ROOT, cli_env
-from tests.test_end_to_end import Inbox, free_port
+from tests.test_end_to_end import Inbox
 
 SEED = 8
 URL = re.compile(r"http://127\.0\.0\.1/alert/(\d+)")

@@ -6,7 +6,6 @@ A real SMTP server (aiosmtpd) listens on loopback; `loophole demo` runs as a use
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from loophole.webserver import free_port
 from tests.conftest import DEMO_WEB, ROOT, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
@@ -32,12 +32,6 @@ class Inbox(Message):
 
     def handle_message(self, message) -> None:  # type: ignore[no-untyped-def]
         self.messages.append(bytes(message))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 DEMO_PORT = str(free_port())

@@ -22,9 +22,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from alerts.delivery import DeliveryError
 from loophole.config import ConfigError, Settings, load_settings
 from loophole.notify import deliver_digest
+from loophole.webserver import free_port
 from tests.conftest import ROOT, cli_env
 from tests.test_crash_digest import add_alerts
-from tests.test_end_to_end import Inbox, free_port
+from tests.test_end_to_end import Inbox
 
 SECRET = "s3cr3t-Pa55-do-not-log"
 # Plain AUTH on loopback is the point of these tests; aiosmtpd rightly warns about it anywhere else.

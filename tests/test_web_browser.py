@@ -6,7 +6,6 @@ plus a hostile page. Screenshots go to the test's tmp folder (docs/*.png are cop
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,18 +16,13 @@ import uvicorn
 from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
 from loophole.config import BrowserSettings
+from loophole.webserver import free_port
 from tests.conftest import DEV_CORPUS, needs
 from tests.web_support import HOSTILE_TITLE, WebHome, build_web_home
 from web.app import create_app
 
 pytestmark = [needs(DEV_CORPUS), needs(Path(BrowserSettings().executable_path)), pytest.mark.browser,
               pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

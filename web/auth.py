@@ -12,13 +12,16 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from index.store import ApiToken, Store
 
 ROLES = ("viewer", "analyst", "admin")
+# "Last used" is kept to the minute: writing it on every request made each API read a database
+# write, and 50 concurrent clients queued on SQLite's single writer.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 TOKEN_PREFIX = "lw_"
 
 
@@ -79,7 +82,10 @@ def authenticate(store: Store, token: str | None) -> Principal | None:
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
         if row is None:
             return None
-        row.last_used_at = datetime.now(UTC)
+        now = datetime.now(UTC)
+        last = row.last_used_at
+        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) >= LAST_USED_RESOLUTION:
+            row.last_used_at = now
         return Principal(row.name, row.role, digest)
 
 
