@@ -291,6 +291,12 @@ class Store:
                 found.update(session.scalars(query))
         return found
 
+    def latest_crawl_run(self, source_id: str) -> CrawlRun | None:
+        """The source's most recent crawl-run record (a run killed outright has none)."""
+        with self.session() as session:
+            return session.scalar(select(CrawlRun).where(CrawlRun.source == source_id)
+                                  .order_by(CrawlRun.id.desc()).limit(1))
+
     def documents(self, source: str | None = None) -> list[Document]:
         with self.session() as session:
             query = select(Document).order_by(Document.id)

@@ -21,7 +21,7 @@ from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
 from crawlers.items import PageItem
-from index.store import CrawlRun, Store
+from index.store import Store
 from loophole.config import ConfigError, Settings, load_settings
 from loophole.sources import Source, load_sources, seed_urls
 
@@ -253,9 +253,7 @@ def last_crawl_finished(store: Store, source_id: str) -> datetime | None:
     """When the source's latest crawl run finished, if it ended normally and walked its lists to the
     end; None when there is no such run, or the latest one failed or was cut short. A run killed
     outright records nothing, so the latest record is then the run before it."""
-    with store.session() as session:
-        run = session.scalar(select(CrawlRun).where(CrawlRun.source == source_id)
-                             .order_by(CrawlRun.id.desc()).limit(1))
+    run = store.latest_crawl_run(source_id)
     if run is None or run.finished_at is None:
         return None
     stats = run.stats or {}
