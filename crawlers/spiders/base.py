@@ -67,6 +67,7 @@ class SourceSpider(scrapy.Spider):
         self.expected = 0
         self.requested = 0
         self._store: Store | None = None
+        self._walk_boundary: tuple[datetime | None] | None = None  # looked up once, on first use
 
     # -- configuration -------------------------------------------------------------------
 
@@ -145,9 +146,12 @@ class SourceSpider(scrapy.Spider):
         if self._store is not None:
             self._store.close()
 
-    @cached_property
     def walk_boundary(self) -> datetime | None:
-        return last_crawl_finished(self.open_store(), self.source_id)
+        """When the last finished walk of this source ended (see ``last_crawl_finished``), read once.
+        A method for the reason ``open_store`` is one."""
+        if self._walk_boundary is None:
+            self._walk_boundary = (last_crawl_finished(self.open_store(), self.source_id),)
+        return self._walk_boundary[0]
 
     def walk_stops_among(self, urls: Iterable[str]) -> bool:
         """Whether a list walk (newest first) may stop at this list page: one of its notices was
@@ -158,7 +162,7 @@ class SourceSpider(scrapy.Spider):
         a reboot) may have stored it and not older ones further down the list, and so may another
         source (a keyword search). Until the next finished run, the walk goes on past them.
         """
-        boundary = self.walk_boundary
+        boundary = self.walk_boundary()
         return boundary is not None and bool(self.open_store().stored_among(urls, before=boundary))
 
     def may_walk_to(self, page: int) -> bool:
