@@ -9,7 +9,7 @@ Spiders only yield requests and items. Everything after the fetch happens in pip
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Container, Iterable
+from collections.abc import AsyncIterator, Container, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -191,6 +191,25 @@ class SourceSpider(scrapy.Spider):
             return None
         self.requested += 1
         return scrapy.Request(url, callback=callback or self.parse_page, meta={**self.render_meta(), **meta})
+
+    def detail_requests(self, urls: Sequence[str], per_url: Sequence[dict[str, Any]] | None = None,
+                        **meta: Any) -> Iterator[scrapy.Request]:
+        """Requests for a list page's notices that are not stored yet, checked in one query;
+        ``per_url``: meta for each URL (a list API's fields), beside ``meta`` shared by all."""
+        stored = self.stored_among(urls)
+        for index, url in enumerate(urls):
+            own = per_url[index] if per_url is not None else {}
+            request = self.detail_request(url, stored=stored, **meta, **own)
+            if request is not None:
+                yield request
+
+    def walk_continues(self, urls: Iterable[str], has_next: bool, next_page: int) -> bool:
+        """Whether a list walk goes on from the page listing ``urls`` to its page ``next_page``: not
+        past a notice that ends the walk (:meth:`walk_stops_among`), nor past ``crawl.max_list_pages``."""
+        if self.walk_stops_among(urls):
+            self.crawler.stats.inc_value("lists/stopped_at_known")
+            return False
+        return has_next and self.may_walk_to(next_page)
 
     def render_meta(self) -> dict[str, Any]:
         return {"playwright": True} if self.source.browser else {}

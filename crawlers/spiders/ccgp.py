@@ -81,17 +81,10 @@ class CcgpSpider(SourceSpider):
         """One list page: its unseen notices, then the next page unless this one held a notice that
         ends the walk (see ``walk_stops_among``)."""
         urls = [response.urljoin(href) for href in response.css(self.list_links).getall()]
-        stored = self.stored_among(urls)
-        stop = self.walk_stops_among(urls)
-        for url in urls:
-            request = self.detail_request(url, stored=stored)
-            if request is not None:
-                yield request
+        yield from self.detail_requests(urls)
         page = response.meta.get("page", 0)
         next_page = self._next_page(response, page)
-        if stop:
-            self.crawler.stats.inc_value("lists/stopped_at_known")
-        elif next_page is not None and self.may_walk_to(page + 1):
+        if self.walk_continues(urls, next_page is not None, page + 1) and next_page is not None:
             yield self.list_request(next_page, page=page + 1, **NEXT_LIST_PAGE)
 
     def _next_page(self, response: Response, page: int) -> str | None:
@@ -123,18 +116,11 @@ class CcgpSpider(SourceSpider):
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:
         urls = [self.on_mirror(response.urljoin(href)) for href in response.css(self.search_links).getall()]
-        stored = self.stored_among(urls)
-        stop = self.walk_stops_among(urls)
-        for url in urls:
-            request = self.detail_request(url, stored=stored)
-            if request is not None:
-                yield request
+        yield from self.detail_requests(urls)
         pages = pager_size(response.text)
         page = response.meta["page"]  # 1-based here, as bxsearch counts
         max_pages = int(self.source.options.get("max_pages", 50))
-        if stop:
-            self.crawler.stats.inc_value("lists/stopped_at_known")
-        elif pages is not None and page < min(pages, max_pages) and self.may_walk_to(page):
+        if self.walk_continues(urls, pages is not None and page < min(pages, max_pages), page):
             term = response.meta["term"]
             yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term,
                                     page=page + 1, **NEXT_LIST_PAGE)

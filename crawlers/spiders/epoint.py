@@ -81,19 +81,12 @@ class EpointSpider(SourceSpider):
             self.crawler.stats.inc_value("lists/unreadable")
             return
         urls = [self.url(str(record.get("linkurl", ""))) for record in records]
-        stored = self.stored_among(urls)
-        stop = self.walk_stops_among(urls)
-        for url, record in zip(urls, records, strict=True):
-            request = self.detail_request(url, stored=stored, fields=record_fields(record))
-            if request is not None:
-                yield request
+        yield from self.detail_requests(urls, per_url=[{"fields": record_fields(record)} for record in records])
         meta = response.meta
         rows = int(self.source.options.get("rows", 20))
         more = (meta["page"] + 1) * rows < _count(result.get("totalcount"))
-        if stop:
-            self.crawler.stats.inc_value("lists/stopped_at_known")
-        elif more and meta["page"] + 1 < int(self.source.options.get("max_pages", 20)) \
-                and self.may_walk_to(meta["page"] + 1):
+        if self.walk_continues(urls, more and meta["page"] + 1 < int(self.source.options.get("max_pages", 20)),
+                               meta["page"] + 1):
             yield self.api_request(meta["category"], meta["page"] + 1, meta["term"])
 
     def parse_page(self, response: Response, **kwargs: Any) -> Any:

@@ -39,11 +39,7 @@ class JsPortalSpider(SourceSpider):
     def parse(self, response: Response, **kwargs: Any) -> Any:
         rendered = str(self.source.options.get("rendered", "body[data-rendered]"))
         urls = [response.urljoin(href) for href in response.css(f"{self.links_css}::attr(href)").getall()]
-        stored = self.stored_among(urls)
-        for url in urls:
-            request = self.detail_request(url, stored=stored, **self._wait_for(rendered, screenshot=True))
-            if request is not None:
-                yield request
+        yield from self.detail_requests(urls, **self._wait_for(rendered, screenshot=True))
 
     def parse_page(self, response: Response, **kwargs: Any) -> Any:
         item = self.page_item(response)

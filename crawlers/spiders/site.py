@@ -21,12 +21,7 @@ class SiteSpider(SourceSpider):
         if not self.source.follow:
             yield self.page_item(response)
             return
-        links = self.followed_links(response)
-        stored = self.stored_among(links)
-        for url in links:
-            request = self.detail_request(url, stored=stored)
-            if request is not None:
-                yield request
+        yield from self.detail_requests(self.followed_links(response))
 
     def followed_links(self, response: Response) -> list[str]:
         """The page's links under the ``follow`` prefixes, start pages left out, in page order."""
