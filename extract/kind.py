@@ -17,7 +17,10 @@ _URL_HINTS: dict[str, tuple[str, ...]] = {
                            "zhaobiao", "procurement", "/zbgg", "/cgxx"),
     "cloud-listing": ("marketplace", "/prodview-", "appsource"),
     "news-commentary": ("/news/", "news.", "/article", "/opinion", "/blog/", "/insights/", "/commentary",
-                        "/analysis/", "/publications/", "/20", "/content_"),
+                        "/analysis/", "/publications/", "/20", "/content_", "/research/", "/reports/", "/story/",
+                        "/stories/", "/features/", "/zcjd/"),
+    # Help and careers sections: manuals, guides and job ads are about a product or a cloud, not an offer.
+    "other": ("/support/", "/manual", "/job/", "/jobs/", "/careers/", "/zhaopin/"),
 }
 
 _CUES: dict[str, tuple[tuple[str, float], ...]] = {
@@ -52,11 +55,23 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("a copy of the notice", 3), ("said", 0.5), ("according to a", 1), ("legislators", 1.5),
         ("置评", 3), ("未予回应", 3), ("接受采访", 2), ("消息人士", 2), ("分析师", 1.5), ("报道", 1),
         ("据悉", 1.5), ("撰文", 2),
+        # Analysis writes about the genre from outside: its sources, its findings, what policy should do.
+        ("policymakers", 2), ("recommendations", 1.5), ("we recommend", 2), ("this report", 1.5),
+        ("this paper", 2), ("our review", 1.5), ("loophole", 1.5), ("受访", 2), ("透露", 1.5),
+        ("业内人士", 2), ("知情人士", 2), ("告诉", 1), ("多位", 1), ("日报", 1.5), ("周报", 1.5),
+        ("时报", 1.5), ("漏洞", 1.5), ("政策建议", 2), ("研究报告", 1.5), ("解读", 1.5),
     ),
     "vendor-marketing": (
         ("解决方案", 1.5), ("产品", 0.5), ("联系销售", 2), ("了解更多", 1), ("客户案例", 1.5),
         ("solutions", 1), ("products", 0.5), ("contact sales", 2), ("learn more", 1), ("request a demo", 2),
         ("features", 0.5), ("datasheet", 1.5), ("key benefits", 1.5), ("case studies", 1),
+        ("how it works", 1), ("get started", 1), ("our clients", 1), ("who we serve", 1.5), ("fapiao", 1.5),
+        ("开具发票", 1.5), ("服务流程", 1.5), ("合作伙伴", 0.5),
+    ),
+    "other": (
+        ("用户手册", 2), ("使用手册", 2), ("操作手册", 2), ("user manual", 2), ("岗位职责", 3), ("任职要求", 3),
+        ("职位描述", 3), ("job description", 3), ("responsibilities", 1), ("qualifications", 1),
+        ("薪资", 1.5), ("政策解读", 3), ("选型指南", 2), ("选购指南", 2),
     ),
 }
 
@@ -76,7 +91,16 @@ def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
     return scores
 
 
+# Kinds of a page that offers something: weak cues of several of them together still make an offer.
+_SELLER_KINDS = ("vendor-marketing", "cloud-listing", "reseller-ad")
+
+
 def classify_kind(text: str, url: str = "", title: str = "") -> str:
+    """The kind with the strongest cues; a page whose seller cues are each weak but add up (a broker's
+    one-page pitch) is the strongest seller kind, not ``other``."""
     scores = kind_scores(text, url, title)
     best = max(scores, key=lambda kind: scores[kind])
-    return best if scores[best] >= 2.0 else "other"
+    if scores[best] >= 2.0:
+        return best
+    seller = max(_SELLER_KINDS, key=lambda kind: scores[kind])
+    return seller if sum(scores[kind] for kind in _SELLER_KINDS) >= 2.0 else "other"

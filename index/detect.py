@@ -9,7 +9,8 @@ news and commentary describe the patterns in the same vocabulary but are not evi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must no
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
                  "prohibited", "excluding", "no overseas", "may not")
+_CLAUSE_END = re.compile(r"[，,；;。！？!?]")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page
 EVIDENCE_UNITS = 20           # units kept per alert, so a verdict covers all of a page's evidence
@@ -111,11 +113,14 @@ class Detector:
         """
         folded = [fold(sentence) for sentence in sentences]
         entity_types = {hit.type for hit in entities} | {f"lang:{lang}"}
-        units = Units(sentences, folded, self._unit_types(folded))
+        units = Units(sentences, folded, self._unit_types(folded), self._types_in)
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
         with _BLAS.limit(limits=1, user_api="blas"):
             return [self._score_one(pv, units, vectors, kind, entity_types) for pv in self.vectors]
+
+    def _types_in(self, text: str) -> set[str]:
+        return self.watchlist.types_in(text) if self.watchlist is not None else set()
 
     def _unit_types(self, folded: Sequence[str]) -> list[set[str]]:
         if self.watchlist is None or not any(pv.pattern.cues for pv in self.vectors):
@@ -171,6 +176,7 @@ class Units:
     texts: Sequence[str]
     folded: Sequence[str]
     types: Sequence[set[str]]
+    types_in: Callable[[str], set[str]] = field(default=lambda text: set())
 
 
 def names_cues(cues: list[list[str]], types: set[str]) -> bool:
@@ -191,7 +197,7 @@ def sentence_evidence(pv: PatternVectors, units: Units,
     else:
         penalty = np.zeros_like(best_positive)
     keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
-    negated = np.array([any(cue in text for cue in NEGATION_CUES) for text in folded], dtype=bool)
+    negated = np.array([excludes_pattern_terms(pv, text, units.types_in) for text in folded], dtype=bool)
     bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 + CUE_BONUS * names_cues(pv.pattern.cues, types)
                       for hits, types in zip(keyword_hits, units.types, strict=True)], dtype=np.float32)
     bonus = np.where(negated, -NEGATION_PENALTY, bonus)
@@ -199,6 +205,21 @@ def sentence_evidence(pv: PatternVectors, units: Units,
     if len(pv.vetoes):
         scores[(vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY] = 0.0
     return scores, nearest, keyword_hits
+
+
+def excludes_pattern_terms(pv: PatternVectors, text: str, types_in: Callable[[str], set[str]]) -> bool:
+    """Whether an exclusion clause in the unit rules out what the pattern is about: the clause with
+    the cue names one of the pattern's keywords or cue entity types ("不接受NVIDIA", "must not use
+    overseas regions"). An exclusion about something else in the same line item ("采购人名称不得
+    出现在账号资料中", a reseller's hiding of the buyer) leaves the rest of the line as evidence."""
+    if not any(cue in text for cue in NEGATION_CUES):
+        return False
+    cue_types = {kind for group in pv.pattern.cues for kind in group}
+    for clause in _CLAUSE_END.split(text):
+        if any(cue in clause for cue in NEGATION_CUES) and (
+                any(keyword in clause for keyword in pv.keywords) or cue_types & types_in(clause)):
+            return True
+    return False
 
 
 def gate(pattern: Pattern, kind: str, entity_types: set[str]) -> str | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from index.calibration import Calibration, Sample, best_threshold, cross_validate, load_thresholds, save_calibration
-from index.detect import CUE_BONUS, PatternVectors, Units, gate, names_cues, sentence_evidence
+from index.detect import CUE_BONUS, PatternVectors, Units, excludes_pattern_terms, gate, names_cues, sentence_evidence
 from index.entities import Entity, Watchlist, fold, load_watchlist
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
@@ -137,3 +137,17 @@ def test_a_procurement_agency_is_not_a_reseller_cue() -> None:
     """Every notice names its 采购代理机构; the longest alias wins, so its 代理 is not read as a channel."""
     types = load_watchlist(Settings().watchlist_file).types_in(fold("采购代理机构：某招标有限公司"))
     assert "channel-cue" not in types and "reseller-cue" not in types
+
+
+def test_an_exclusion_counts_only_when_it_rules_out_what_the_pattern_is_about() -> None:
+    """"不接受英伟达" rules the chip out; a line item that also says the buyer's name must not appear on
+    the account (a reseller's arrangement) still names the service it buys."""
+    pattern = Pattern(id="p-n", title="t", description="d", examples=["e"], keywords=["bedrock", "英伟达"],
+                      cues=[["us-ai-service"]])
+    pv = PatternVectors(pattern, np.eye(1, 4, dtype=np.float32), np.zeros((0, 4), dtype=np.float32),
+                        ["bedrock", "英伟达"], ["e"], np.zeros((0, 4), dtype=np.float32))
+    types_in = lambda text: {"us-ai-service"} if "azure openai" in text else set()  # noqa: E731
+    assert excludes_pattern_terms(pv, "本项目不接受英伟达GPU，须采用国产芯片", types_in)
+    assert excludes_pattern_terms(pv, "服务商不得使用azure openai", types_in)
+    assert not excludes_pattern_terms(pv, "经bedrock调用claude模型，采购人名称不得出现在账号资料中", types_in)
+    assert not excludes_pattern_terms(pv, "经bedrock调用claude模型", types_in)

@@ -8,6 +8,7 @@ from crawlers.spiders.ccgp import CcgpSpider
 from extract import UnusableContent, extract_page
 from extract.blocks import block_reason
 from extract.fields import parse_procurement_fields
+from extract.kind import EVIDENCE_KINDS, classify_kind
 from tests.conftest import REAL_CORPUS, needs
 
 CCGP_DETAIL = REAL_CORPUS / "procurement/ccgp/detail/ccgp_qtgg_dyly_20260703_26871783_compass.html"
@@ -57,3 +58,30 @@ def test_long_notice_mentioning_captcha_is_content() -> None:
 def test_binary_served_as_html_is_rejected() -> None:
     with pytest.raises(UnusableContent, match="binary"):
         extract_page(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", "http://127.0.0.1/a.htm")
+
+
+@pytest.mark.parametrize(("text", "url", "kind"), [
+    # Reporting: an interview and an insider's figures, in a weekly's page.
+    ("国内某算力公司负责人告诉本刊记者，多位受访者认为海外机房只是过渡。业内人士透露，整机月租约十万元。",
+     "https://www.example-weekly.cn/p/123", "news-commentary"),
+    # Analysis: recommendations to policymakers about the loophole, under /research/.
+    ("Our review of procurement notices finds a loophole. Recommendations: policymakers should require "
+     "cloud providers to verify resellers' customers. Contact sales for our data.",
+     "https://think.example.org/research/cloud-gap", "news-commentary"),
+    # A broker's one-page pitch: no single strong seller cue, several weak ones.
+    ("How it works: we hold the cloud account under our Hong Kong company. Who we serve: mainland teams. "
+     "Pricing on request.", "https://broker.example.hk/access", "vendor-marketing"),
+    # A job ad names the same clouds but offers nothing.
+    ("岗位职责：负责AWS、Azure云资源运维。任职要求：三年以上经验。薪资面议，欢迎咨询客服。",
+     "https://jobs.example.cn/job/1", "other"),
+])
+def test_kind_reads_the_genre_not_the_topic(text: str, url: str, kind: str) -> None:
+    assert classify_kind(text, url) == kind
+
+
+@needs(REAL_CORPUS / "chinese_pages" / "gne")
+def test_real_chinese_news_pages_are_news() -> None:
+    """GNE's news pages (people.cn, provincial and university news) must never count as primary sources."""
+    for path in sorted((REAL_CORPUS / "chinese_pages" / "gne").glob("*.html")):
+        page = extract_page(path.read_bytes(), "")
+        assert page.kind not in EVIDENCE_KINDS, path.name
