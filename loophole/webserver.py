@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from socketserver import BaseServer
+from typing import Any, TypeVar
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,17 +51,27 @@ class _Handler(SimpleHTTPRequestHandler):
         return super().guess_type(path)
 
 
+ServerT = TypeVar("ServerT", bound=BaseServer)
+
+
 @contextmanager
-def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``root`` in a background thread; yields the base URL (``http://127.0.0.1:PORT``)."""
-    handler = partial(_Handler, directory=str(root))
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="demo-web", daemon=True)
+def serving(server: ServerT, name: str = "loopback-web") -> Iterator[ServerT]:
+    """Run ``server`` in a background thread for the block, then stop it and free its port.
+    Shared by the demo web and every loopback server the tests start."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_address[1]}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``root`` in a background thread; yields the base URL (``http://127.0.0.1:PORT``)."""
+    server = ThreadingHTTPServer((host, port), partial(_Handler, directory=str(root)))
+    server.daemon_threads = True
+    with serving(server, "demo-web"):
+        yield f"http://{host}:{server.server_address[1]}"

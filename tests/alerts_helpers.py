@@ -4,7 +4,6 @@ and documents with alerts written straight into the store (no embedding model ne
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from index.store import Alert, CrawlRun, Document, Store
-from loophole.webserver import free_port
+from loophole.webserver import free_port, serving
 
 SENTENCE = "采购4张NVIDIA A100 GPU卡用于人脸识别和车辆识别分析平台建设。"
 TEXT = ("沅州市公安局视频智能分析平台采购项目。项目编号：YZGA-2026-018。采购人：沅州市公安局。"
@@ -70,15 +69,8 @@ def webhook_receiver() -> Iterator[tuple[list[dict[str, Any]], int]]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "webhook") as server:
         yield received, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def add_alert(store: Store, url: str, *, source: str = "ccgp", title: str = "沅州市公安局视频智能分析平台采购项目公开招标公告",

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loophole.webserver import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,15 +76,9 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
 def serve_mirror(mirror: Mirror) -> Iterator[Mirror]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(mirror))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    mirror.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(server, "crawl-mirror"):
+        mirror.base_url = f"http://127.0.0.1:{server.server_address[1]}"
         yield mirror
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def fast_config(tmp: Path, **crawl: Any) -> Path:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import gzip
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from loophole.webserver import serving
 
 GOOD_TITLES = {
     1: "沅州市公安局视频智能分析平台采购项目公开招标公告",
@@ -241,14 +242,8 @@ def gzip_bomb(decompressed_mib: int = 64) -> bytes:
 def serve_hostile(host: str = "127.0.0.1", hang_seconds: float = 8.0, private_port: int = 0) -> Iterator[HostileServer]:
     server = HostileServer((host, 0), HostileHandler)
     server.hits, server.bomb, server.hang_seconds, server.private_port = [], gzip_bomb(), hang_seconds, private_port
-    thread = threading.Thread(target=server.serve_forever, name=f"hostile-web-{host}", daemon=True)
-    thread.start()
-    try:
+    with serving(server, f"hostile-web-{host}"):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def base_url(server: HostileServer) -> str:

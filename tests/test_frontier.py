@@ -25,6 +25,7 @@ import yaml
 
 from crawlers.frontier import FrontierKeys
 from loophole.config import Settings
+from loophole.webserver import serving
 from tests.conftest import ROOT, cli_env
 from tests.services import REDIS_URL
 
@@ -69,11 +70,8 @@ def counting_site() -> Iterator[tuple[str, Counter[str]]]:
     handler = type("Handler", (_CountingSite,), {"counts": counts, "lock": threading.Lock()})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", counts
-    server.shutdown()
-    server.server_close()
+    with serving(server, "counting-site"):
+        yield f"http://127.0.0.1:{server.server_address[1]}", counts
 
 
 @pytest.fixture
