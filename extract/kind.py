@@ -7,6 +7,7 @@ before any pattern is scored, from cues that are about the genre, not the topic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 KINDS = ("procurement-notice", "vendor-marketing", "cloud-listing", "reseller-ad", "news-commentary", "other")
@@ -60,13 +61,17 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("this paper", 2), ("our review", 1.5), ("loophole", 1.5), ("受访", 2), ("透露", 1.5),
         ("业内人士", 2), ("知情人士", 2), ("告诉", 1), ("多位", 1), ("日报", 1.5), ("周报", 1.5),
         ("时报", 1.5), ("漏洞", 1.5), ("政策建议", 2), ("研究报告", 1.5), ("解读", 1.5),
+        ("methodology", 2), ("the author", 1.5), ("author's own", 2), ("rss", 1), ("we found", 1.5),
+        ("作者", 1.5), ("原标题", 2), ("文章来源", 2), ("阅读量", 1.5), ("分享到", 1),
     ),
     "vendor-marketing": (
         ("解决方案", 1.5), ("产品", 0.5), ("联系销售", 2), ("了解更多", 1), ("客户案例", 1.5),
         ("solutions", 1), ("products", 0.5), ("contact sales", 2), ("learn more", 1), ("request a demo", 2),
         ("features", 0.5), ("datasheet", 1.5), ("key benefits", 1.5), ("case studies", 1),
         ("how it works", 1), ("get started", 1), ("our clients", 1), ("who we serve", 1.5), ("fapiao", 1.5),
-        ("开具发票", 1.5), ("服务流程", 1.5), ("合作伙伴", 0.5),
+        ("开具发票", 1.5), ("服务流程", 1.5), ("合作伙伴", 0.5), ("book a call", 1.5), ("book a demo", 1.5),
+        ("contact us", 0.5), ("get in touch", 1), ("packages", 1), ("free trial", 1.5), ("免费试用", 1.5),
+        ("立即咨询", 1.5), ("在线咨询", 1.5), ("联系我们", 0.5),
     ),
     "other": (
         ("用户手册", 2), ("使用手册", 2), ("操作手册", 2), ("user manual", 2), ("岗位职责", 3), ("任职要求", 3),
@@ -76,14 +81,25 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
-def _cue_score(text: str, cues: Iterable[tuple[str, float]]) -> float:
-    return sum(weight * min(text.count(cue), 3) for cue, weight in cues)
+def _cue_pattern(cue: str) -> re.Pattern[str]:
+    """A Latin cue matches as whole words: "tenders" in an article about notices is not "tender",
+    nor "procurement notices" a "procurement notice". Chinese has no word boundaries to use."""
+    if cue.isascii():
+        return re.compile(rf"(?<![a-z0-9]){re.escape(cue)}(?![a-z0-9])")
+    return re.compile(re.escape(cue))
+
+
+_CUE_PATTERNS = {kind: [(_cue_pattern(cue), weight) for cue, weight in cues] for kind, cues in _CUES.items()}
+
+
+def _cue_score(text: str, cues: Iterable[tuple[re.Pattern[str], float]]) -> float:
+    return sum(weight * min(len(pattern.findall(text, 0)), 3) for pattern, weight in cues)
 
 
 def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
     """Score each kind; the body counts once, the title and address add direct hints."""
     lowered = (title + "\n" + text[:20000]).lower()
-    scores = {kind: _cue_score(lowered, cues) for kind, cues in _CUES.items()}
+    scores = {kind: _cue_score(lowered, cues) for kind, cues in _CUE_PATTERNS.items()}
     url_lower = url.lower()
     for kind, hints in _URL_HINTS.items():
         if any(hint in url_lower for hint in hints):

@@ -87,6 +87,21 @@ def visible_text(page: Selector) -> str:
     return " ".join(part for part in parts if part)
 
 
+_TITLE_PARTS = re.compile(r"\s+[-|–—_]\s+|\s*_\s*|\s*\|\s*")
+
+
+def page_title(extracted: str, html_title: str) -> str:
+    """The page's own title. Trafilatura may take a portal's logo heading ("广东省政府采购网") for
+    it; when that is the last part of the ``<title>`` ("某项目磋商公告 - 广东省政府采购网": page,
+    then site, as most sites write it), the parts before it hold the page's own title, and a
+    notice's title names its buyer and subject."""
+    extracted = extracted.strip()
+    parts = [part.strip() for part in _TITLE_PARTS.split(html_title) if part.strip()]
+    if extracted and len(parts) > 1 and extracted == parts[-1]:
+        return max(parts[:-1], key=len)
+    return extracted or html_title
+
+
 def _html_title(page: Selector) -> str:
     return re.sub(r"\s+", " ", page.css("title::text").get(default="")).strip()
 
@@ -110,7 +125,7 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
     generic = _generic(html_text, url)
     chosen = {**generic, **_by_selectors(page, selectors or {})}
     text = chosen.get("text", "")
-    title = chosen.get("title") or _html_title(page)
+    title = page_title(chosen.get("title", ""), _html_title(page))
     reason = block_reason(text, title)
     if reason:
         raise UnusableContent(reason)

@@ -9,6 +9,7 @@ from extract import UnusableContent, extract_page
 from extract.blocks import block_reason
 from extract.fields import parse_procurement_fields
 from extract.kind import EVIDENCE_KINDS, classify_kind
+from extract.page import page_title
 from tests.conftest import REAL_CORPUS, needs
 
 CCGP_DETAIL = REAL_CORPUS / "procurement/ccgp/detail/ccgp_qtgg_dyly_20260703_26871783_compass.html"
@@ -85,3 +86,23 @@ def test_real_chinese_news_pages_are_news() -> None:
     for path in sorted((REAL_CORPUS / "chinese_pages" / "gne").glob("*.html")):
         page = extract_page(path.read_bytes(), "")
         assert page.kind not in EVIDENCE_KINDS, path.name
+
+
+@pytest.mark.parametrize(("extracted", "html_title", "title"), [
+    # A portal's logo heading taken for the title: the notice's own title is before it.
+    ("广东省政府采购网", "某边检站智能查验系统升级项目竞争性磋商公告 - 广东省政府采购网", "某边检站智能查验系统升级项目竞争性磋商公告"),
+    ("湖南省政府采购网", "某县公安局服务器采购项目询价公告_湖南省政府采购网", "某县公安局服务器采购项目询价公告"),
+    # The page's own title, even when the site's name is longer.
+    ("Vigilo VMS Cloud", "Vigilo VMS Cloud | Microsoft Azure Marketplace", "Vigilo VMS Cloud"),
+    ("", "Only a title tag", "Only a title tag"),
+])
+def testpage_title_is_the_page_not_the_site(extracted: str, html_title: str, title: str) -> None:
+    assert page_title(extracted, html_title) == title
+
+
+def test_latin_kind_cues_match_whole_words() -> None:
+    """An article about "tenders" and "procurement notices" is not a tender."""
+    article = "What Chinese tenders reveal. I read 1,400 procurement notices. Methodology: hand-coded. 11 min read"
+    assert classify_kind(article, "https://blog.example/p/1") == "news-commentary"
+    assert classify_kind("Invitation to bid. Tender no. 17. Purchaser: X. Bid submission deadline for offers.",
+                         "https://example.cn/notice") == "procurement-notice"
