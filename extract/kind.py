@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from extract.script import convert
+
 KINDS = ("procurement-notice", "vendor-marketing", "cloud-listing", "reseller-ad", "news-commentary", "other")
 EVIDENCE_KINDS = frozenset({"procurement-notice", "vendor-marketing", "cloud-listing", "reseller-ad"})
 
@@ -72,6 +74,10 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("开具发票", 1.5), ("服务流程", 1.5), ("合作伙伴", 0.5), ("book a call", 1.5), ("book a demo", 1.5),
         ("contact us", 0.5), ("get in touch", 1), ("packages", 1), ("free trial", 1.5), ("免费试用", 1.5),
         ("立即咨询", 1.5), ("在线咨询", 1.5), ("联系我们", 0.5),
+        # A company's own announcements are its marketing, however newsy their wording.
+        ("公司新闻", 2), ("企业新闻", 2), ("新闻稿", 2), ("press release", 2), ("for immediate release", 3),
+        ("media contact", 2), ("媒体联系", 2),
+        ("sign in", 0.5), ("start free", 1.5), ("按小时计费", 1), ("技术文档", 0.5),
     ),
     "other": (
         ("用户手册", 2), ("使用手册", 2), ("操作手册", 2), ("user manual", 2), ("岗位职责", 3), ("任职要求", 3),
@@ -83,10 +89,13 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
 
 def _cue_pattern(cue: str) -> re.Pattern[str]:
     """A Latin cue matches as whole words: "tenders" in an article about notices is not "tender",
-    nor "procurement notices" a "procurement notice". Chinese has no word boundaries to use."""
+    nor "procurement notices" a "procurement notice". Chinese has no word boundaries to use, but
+    is written in Traditional characters too (Hong Kong, Taiwan): a Chinese cue also matches its
+    Traditional forms, made once here rather than converting every page."""
     if cue.isascii():
         return re.compile(rf"(?<![a-z0-9]){re.escape(cue)}(?![a-z0-9])")
-    return re.compile(re.escape(cue))
+    forms = dict.fromkeys([cue, *(convert(cue, variant) for variant in ("zh-hant", "zh-tw", "zh-hk"))])
+    return re.compile("|".join(re.escape(form) for form in forms))
 
 
 _CUE_PATTERNS = {kind: [(_cue_pattern(cue), weight) for cue, weight in cues] for kind, cues in _CUES.items()}

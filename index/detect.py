@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 from extract.kind import EVIDENCE_KINDS
 from index.chunking import detection_joins, join_text
 from index.embed import Embedder
-from index.entities import EntityHit, Watchlist, fold
+from index.entities import EntityHit, Watchlist, fold, written_in_traditional
 from index.patterns import Pattern, PatternLibrary
 
 DEFAULT_THRESHOLD = 0.62
@@ -112,7 +112,7 @@ class Detector:
         require a PRC tie that a Chinese-language page has without naming it.
         """
         folded = [fold(sentence) for sentence in sentences]
-        entity_types = {hit.type for hit in entities} | {f"lang:{lang}"}
+        entity_types = {hit.type for hit in entities} | {f"lang:{language_tag(lang, sentences)}"}
         units = Units(sentences, folded, self._unit_types(folded), self._types_in)
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
@@ -177,6 +177,15 @@ class Units:
     folded: Sequence[str]
     types: Sequence[set[str]]
     types_in: Callable[[str], set[str]] = field(default=lambda text: set())
+
+
+def language_tag(lang: str, sentences: Sequence[str]) -> str:
+    """The language as a pseudo entity type. Chinese in Traditional characters is ``zh-hant``, not
+    ``zh``: a page from Taiwan is no PRC tie by its script, and one from Hong Kong about mainland
+    customers says so ("內地", folded to 内地, is a ``prc-tie`` name)."""
+    if lang == "zh" and written_in_traditional("".join(sentences)):
+        return "zh-hant"
+    return lang
 
 
 def names_cues(cues: list[list[str]], types: set[str]) -> bool:

@@ -9,13 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import ahocorasick
-import zhconv
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from extract.script import convert
 from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
-
-# zhconv's default loader leaves its dictionary file open; loading it by path closes it.
-zhconv.loaddict(str(Path(zhconv.__file__).with_name("zhcdict.json")))
 
 
 class Entity(BaseModel):
@@ -45,7 +42,18 @@ class EntityHit:
 def fold(text: str) -> str:
     """NFKC, Simplified Chinese and lower case, so 海康威視, HIKVISION and ＨＩＫＶＩＳＩＯＮ (full-width
     forms, common in Chinese notices) all match their aliases."""
-    return zhconv.convert(unicodedata.normalize("NFKC", text), "zh-hans").lower()
+    return convert(unicodedata.normalize("NFKC", text), "zh-hans").lower()
+
+
+def written_in_traditional(text: str, sample: int = 3000) -> bool:
+    """Whether Chinese text is written in Traditional characters (Taiwan, Hong Kong, Macau): more
+    than one in twenty of its Han characters change when converted to Simplified."""
+    han = [char for char in text[:sample] if "\u4e00" <= char <= "\u9fff"]
+    if len(han) < 20:
+        return False
+    simplified = convert("".join(han), "zh-hans")
+    changed = sum(1 for before, after in zip(han, simplified, strict=False) if before != after)
+    return changed > len(han) / 20
 
 
 def _is_word_char(char: str) -> bool:

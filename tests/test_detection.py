@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from index.calibration import Calibration, Sample, best_threshold, cross_validate, load_thresholds, save_calibration
-from index.detect import CUE_BONUS, PatternVectors, Units, excludes_pattern_terms, gate, names_cues, sentence_evidence
+from index.detect import (
+    CUE_BONUS,
+    PatternVectors,
+    Units,
+    excludes_pattern_terms,
+    gate,
+    language_tag,
+    names_cues,
+    sentence_evidence,
+)
 from index.entities import Entity, Watchlist, fold, load_watchlist
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
@@ -151,3 +160,13 @@ def test_an_exclusion_counts_only_when_it_rules_out_what_the_pattern_is_about() 
     assert excludes_pattern_terms(pv, "服务商不得使用azure openai", types_in)
     assert not excludes_pattern_terms(pv, "经bedrock调用claude模型，采购人名称不得出现在账号资料中", types_in)
     assert not excludes_pattern_terms(pv, "经bedrock调用claude模型", types_in)
+
+
+def test_traditional_chinese_is_no_prc_tie_by_its_script() -> None:
+    """A Taiwan GPU cloud's page is Chinese but not PRC; its 國內 ("domestic") means Taiwan."""
+    taiwan = ["玉山雲於新竹與台中設有資料中心，提供 H100 雲端主機，協助台灣企業與大學研究團隊訓練模型。資料儲存於國內機房。"]
+    mainland = ["本项目为某研究院租用境外GPU云服务器，部署于新加坡区域，用于大模型训练。"]
+    assert language_tag("zh", taiwan) == "zh-hant"
+    assert language_tag("zh", mainland) == "zh"
+    assert language_tag("en", ["Hikvision on Azure"]) == "en"
+    assert "prc-tie" not in load_watchlist(Settings().watchlist_file).types_in(fold(taiwan[0]))

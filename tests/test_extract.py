@@ -106,3 +106,9 @@ def test_latin_kind_cues_match_whole_words() -> None:
     assert classify_kind(article, "https://blog.example/p/1") == "news-commentary"
     assert classify_kind("Invitation to bid. Tender no. 17. Purchaser: X. Bid submission deadline for offers.",
                          "https://example.cn/notice") == "procurement-notice"
+
+
+def test_chinese_kind_cues_read_traditional_characters() -> None:
+    """A Hong Kong paper's report is news in Traditional characters too."""
+    report = "本報記者報道：多位受訪者透露，業內人士認為相關公司未予回應。"
+    assert classify_kind(report, "https://hk.example/a/1") == "news-commentary"
