@@ -19,9 +19,11 @@ _URL_HINTS: dict[str, tuple[str, ...]] = {
     "procurement-notice": ("ccgp", "/cggg/", "ggzy", "zfcg", "ebid", "bidding", "tender", "caigou", "zbcg",
                            "zhaobiao", "procurement", "/zbgg", "/cgxx"),
     "cloud-listing": ("marketplace", "/prodview-", "appsource"),
+    # A company's newsroom is its own voice, dated paths or not.
+    "vendor-marketing": ("/newsroom", "/press-release", "/press/", "/media-center", "/company-news", "/gsxw"),
     "news-commentary": ("/news/", "news.", "/article", "/opinion", "/blog/", "/insights/", "/commentary",
                         "/analysis/", "/publications/", "/20", "/content_", "/research/", "/reports/", "/story/",
-                        "/stories/", "/features/", "/zcjd/"),
+                        "/stories/", "/features/", "/zcjd/", "/investigations/"),
     # Help and careers sections: manuals, guides and job ads are about a product or a cloud, not an offer.
     "other": ("/support/", "/manual", "/job/", "/jobs/", "/careers/", "/zhaopin/"),
 }
@@ -65,6 +67,7 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("时报", 1.5), ("漏洞", 1.5), ("政策建议", 2), ("研究报告", 1.5), ("解读", 1.5),
         ("methodology", 2), ("the author", 1.5), ("author's own", 2), ("rss", 1), ("we found", 1.5),
         ("作者", 1.5), ("原标题", 2), ("文章来源", 2), ("阅读量", 1.5), ("分享到", 1),
+        ("in an interview", 2), ("did not comment", 2), ("experts say", 1.5), ("asked whether", 1.5),
     ),
     "vendor-marketing": (
         ("解决方案", 1.5), ("产品", 0.5), ("联系销售", 2), ("了解更多", 1), ("客户案例", 1.5),
@@ -76,7 +79,7 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("立即咨询", 1.5), ("在线咨询", 1.5), ("联系我们", 0.5),
         # A company's own announcements are its marketing, however newsy their wording.
         ("公司新闻", 2), ("企业新闻", 2), ("新闻稿", 2), ("press release", 2), ("for immediate release", 3),
-        ("media contact", 2), ("媒体联系", 2),
+        ("media contact", 2), ("媒体联系", 2), ("today announced", 1.5),
         ("sign in", 0.5), ("start free", 1.5), ("按小时计费", 1), ("技术文档", 0.5),
     ),
     "other": (
@@ -124,7 +127,8 @@ def classify_kind(text: str, url: str = "", title: str = "") -> str:
     """The kind with the strongest cues; a page whose seller cues are each weak but add up (a broker's
     one-page pitch) is the strongest seller kind, not ``other``."""
     scores = kind_scores(text, url, title)
-    best = max(scores, key=lambda kind: scores[kind])
+    # On a tie, reporting wins: an article quoting an ad is likelier than an ad with a byline.
+    best = max(scores, key=lambda kind: (scores[kind], kind == "news-commentary"))
     if scores[best] >= 2.0:
         return best
     seller = max(_SELLER_KINDS, key=lambda kind: scores[kind])

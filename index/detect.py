@@ -31,7 +31,8 @@ NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must no
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
-                 "prohibited", "excluding", "no overseas", "may not")
+                 "prohibited", "excluding", "no overseas", "may not", "do not provide", "does not provide",
+                 "not available to", "do not serve", "does not serve", "不向", "不面向")
 _CLAUSE_END = re.compile(r"[，,；;。！？!?]")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page
@@ -114,6 +115,8 @@ class Detector:
         folded = [fold(sentence) for sentence in sentences]
         entity_types = {hit.type for hit in entities} | {f"lang:{language_tag(lang, sentences)}"}
         units = Units(sentences, folded, self._unit_types(folded), self._types_in)
+        if "prc-tie" in entity_types and self.watchlist is not None and not names_tie_outside_exclusions(units):
+            entity_types.discard("prc-tie")
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
         with _BLAS.limit(limits=1, user_api="blas"):
@@ -177,6 +180,13 @@ class Units:
     folded: Sequence[str]
     types: Sequence[set[str]]
     types_in: Callable[[str], set[str]] = field(default=lambda text: set())
+
+
+def names_tie_outside_exclusions(units: Units) -> bool:
+    """Whether some unit names a PRC tie without an exclusion: "services are not available to
+    customers in China" is a US GPU cloud's compliance line, not a tie to the PRC."""
+    return any("prc-tie" in (types or units.types_in(text)) and not any(cue in text for cue in NEGATION_CUES)
+               for text, types in zip(units.folded, units.types, strict=True))
 
 
 def language_tag(lang: str, sentences: Sequence[str]) -> str:

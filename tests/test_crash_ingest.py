@@ -31,7 +31,7 @@ from tests.conftest import ROOT, cli_env
 from tests.test_pipeline import positive_page
 
 SEED = 20261122
-PAGES = 16
+PAGES = 40  # enough that two kills land mid-run even on a quiet machine (16 pages once finished first)
 
 
 def _pages(folder: Path) -> dict[str, bytes]:
@@ -67,7 +67,7 @@ def _ingest_and_kill(folder: Path, home: Path, rng: random.Random) -> int:
         deadline = time.monotonic() + 300
         while _complete(home / "loophole.db") <= before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.6))
+        time.sleep(rng.uniform(0.0, 0.25))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     return _complete(home / "loophole.db")

@@ -17,6 +17,7 @@ from index.detect import (
     gate,
     language_tag,
     names_cues,
+    names_tie_outside_exclusions,
     sentence_evidence,
 )
 from index.entities import Entity, Watchlist, fold, load_watchlist
@@ -170,3 +171,12 @@ def test_traditional_chinese_is_no_prc_tie_by_its_script() -> None:
     assert language_tag("zh", mainland) == "zh"
     assert language_tag("en", ["Hikvision on Azure"]) == "en"
     assert "prc-tie" not in load_watchlist(Settings().watchlist_file).types_in(fold(taiwan[0]))
+
+
+def test_a_prc_tie_named_only_in_an_exclusion_is_no_tie() -> None:
+    """A US or Singapore GPU cloud's compliance line names China to rule it out."""
+    excluded = ["we do not provide services to customers in china or macau."]
+    named = ["gpu clusters for ai teams in mainland china, billed in rmb."]
+    units = Units(excluded, excluded, [{"prc-tie"}])
+    assert not names_tie_outside_exclusions(units)
+    assert names_tie_outside_exclusions(Units(excluded + named, excluded + named, [{"prc-tie"}, {"prc-tie"}]))

@@ -112,3 +112,9 @@ def test_chinese_kind_cues_read_traditional_characters() -> None:
     """A Hong Kong paper's report is news in Traditional characters too."""
     report = "本報記者報道：多位受訪者透露，業內人士認為相關公司未予回應。"
     assert classify_kind(report, "https://hk.example/a/1") == "news-commentary"
+
+
+def test_a_company_newsroom_is_the_company_speaking() -> None:
+    """A vendor's own announcement, dated path and all, is its marketing, not news about it."""
+    release = "Hikvision today announced HikCentral Cloud Edition, deployable on Azure. Contact us for products."
+    assert classify_kind(release, "https://www.vendor.example/en/newsroom/latest-news/2025/cloud/") == "vendor-marketing"

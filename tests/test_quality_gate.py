@@ -22,8 +22,8 @@ from loophole.config import Settings
 from loophole.evaluate import Outcome, evaluate
 from tests.conftest import DEV_CORPUS, needs
 
-FLOORS = {"precision": 0.99, "recall": 0.97, "macro_f1": 0.98}
-CV_FLOORS = {"precision": 0.98, "recall": 0.95, "macro_f1": 0.95}
+FLOORS = {"precision": 0.99, "recall": 0.99, "macro_f1": 0.99}
+CV_FLOORS = {"precision": 0.99, "recall": 0.97, "macro_f1": 0.98}
 # The second corpus: one miss or one false alert among its 48 pages still passes.
 HOLDOUT = Path(__file__).parent / "fixtures" / "holdout"
 HOLDOUT_FLOORS = {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}
