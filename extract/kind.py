@@ -105,7 +105,7 @@ _CUE_PATTERNS = {kind: [(_cue_pattern(cue), weight) for cue, weight in cues] for
 
 
 def _cue_score(text: str, cues: Iterable[tuple[re.Pattern[str], float]]) -> float:
-    return sum(weight * min(len(pattern.findall(text, 0)), 3) for pattern, weight in cues)
+    return sum(weight * min(len(pattern.findall(text)), 3) for pattern, weight in cues)
 
 
 def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:

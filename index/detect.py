@@ -126,7 +126,8 @@ class Detector:
         return self.watchlist.types_in(text) if self.watchlist is not None else set()
 
     def _unit_types(self, folded: Sequence[str]) -> list[set[str]]:
-        if self.watchlist is None or not any(pv.pattern.cues for pv in self.vectors):
+        """Each unit's entity types: for the patterns' cues, and for where a PRC tie is named."""
+        if self.watchlist is None:
             return [set() for _ in folded]
         return [self.watchlist.types_in(text) for text in folded]
 
@@ -185,7 +186,7 @@ class Units:
 def names_tie_outside_exclusions(units: Units) -> bool:
     """Whether some unit names a PRC tie without an exclusion: "services are not available to
     customers in China" is a US GPU cloud's compliance line, not a tie to the PRC."""
-    return any("prc-tie" in (types or units.types_in(text)) and not any(cue in text for cue in NEGATION_CUES)
+    return any("prc-tie" in types and not has_exclusion(text)
                for text, types in zip(units.folded, units.types, strict=True))
 
 
@@ -226,16 +227,20 @@ def sentence_evidence(pv: PatternVectors, units: Units,
     return scores, nearest, keyword_hits
 
 
+def has_exclusion(text: str) -> bool:
+    return any(cue in text for cue in NEGATION_CUES)
+
+
 def excludes_pattern_terms(pv: PatternVectors, text: str, types_in: Callable[[str], set[str]]) -> bool:
     """Whether an exclusion clause in the unit rules out what the pattern is about: the clause with
     the cue names one of the pattern's keywords or cue entity types ("不接受NVIDIA", "must not use
     overseas regions"). An exclusion about something else in the same line item ("采购人名称不得
     出现在账号资料中", a reseller's hiding of the buyer) leaves the rest of the line as evidence."""
-    if not any(cue in text for cue in NEGATION_CUES):
+    if not has_exclusion(text):
         return False
     cue_types = {kind for group in pv.pattern.cues for kind in group}
     for clause in _CLAUSE_END.split(text):
-        if any(cue in clause for cue in NEGATION_CUES) and (
+        if has_exclusion(clause) and (
                 any(keyword in clause for keyword in pv.keywords) or cue_types & types_in(clause)):
             return True
     return False

@@ -13,9 +13,7 @@ Two rounds: a first crawl killed twice and then let finish; then new notices are
 
 from __future__ import annotations
 
-import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,9 +26,9 @@ from sqlalchemy import func, select
 from index.chunking import chunk_document
 from index.snapshots import content_hash
 from index.store import Chunk, Document, Store
-from index.vectors import META_FILE, VectorIndex
 from loophole.config import load_settings
 from tests.conftest import ROOT, cli_env
+from tests.crash_support import finished_urls, index_ids
 from tests.crawl_mirror import Mirror, Reply, fast_config, serve_mirror
 
 PER_PAGE = 6
@@ -88,11 +86,7 @@ class Portal(Mirror):
 
 
 def _stored(home: Path) -> set[str]:
-    try:
-        with sqlite3.connect(home / "loophole.db", timeout=5) as conn:
-            return {row[0] for row in conn.execute("SELECT url FROM documents WHERE sha256 != ''")}
-    except sqlite3.Error:
-        return set()
+    return finished_urls(home / "loophole.db")
 
 
 def _crawl(portal: Portal, home: Path, config: Path) -> subprocess.Popen:
@@ -143,9 +137,7 @@ def _assert_whole(home: Path, portal: Portal, monkeypatch: pytest.MonkeyPatch) -
         chunk_ids = set(session.scalars(select(Chunk.id)))
         assert session.scalar(select(func.count()).select_from(Chunk)) == len(chunk_ids)
     store.close()
-    meta = json.loads((settings.index_dir / META_FILE).read_text())
-    index = VectorIndex.load(settings.index_dir, meta["model_id"], meta["dimension"])
-    ids = index.ids().tolist()
+    ids = index_ids(settings)
     assert len(ids) == len(set(ids)) and set(ids) == chunk_ids            # index and store agree
 
 

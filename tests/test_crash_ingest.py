@@ -8,10 +8,8 @@ random moment of a loop that does nothing but save.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,9 +23,10 @@ from index.chunking import chunk_document
 from index.patterns import load_library
 from index.snapshots import content_hash
 from index.store import Alert, Chunk, Detection, Document, Store
-from index.vectors import META_FILE, VectorIndex
+from index.vectors import VectorIndex
 from loophole.config import load_settings
 from tests.conftest import ROOT, cli_env
+from tests.crash_support import finished_urls, index_ids
 from tests.test_pipeline import positive_page
 
 SEED = 20261122
@@ -52,11 +51,7 @@ def _pages(folder: Path) -> dict[str, bytes]:
 
 
 def _complete(db: Path) -> int:
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return int(conn.execute("SELECT count(*) FROM documents WHERE sha256 != ''").fetchone()[0])
-    except sqlite3.Error:
-        return 0
+    return len(finished_urls(db))
 
 
 def _ingest_and_kill(folder: Path, home: Path, rng: random.Random) -> int:
@@ -103,9 +98,7 @@ def test_sigkill_during_ingest_loses_and_duplicates_nothing(tmp_path: Path, monk
     police = {url for url, pattern in alerts if pattern == "police-us-tech-procurement"}
     assert police == {url for url, body in pages.items() if b"meta charset=\"gb2312\"" in body}
 
-    meta = json.loads((settings.index_dir / META_FILE).read_text())
-    index = VectorIndex.load(settings.index_dir, meta["model_id"], meta["dimension"])
-    assert set(index.ids().tolist()) == chunk_ids                         # index and store agree
+    assert set(index_ids(settings)) == chunk_ids                          # index and store agree
 
 
 SAVER = """

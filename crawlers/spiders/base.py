@@ -27,12 +27,12 @@ from loophole.sources import Source, load_sources, seed_urls
 
 log = logging.getLogger(__name__)
 
-# Stats of a run that did not walk its lists to their end (a sample limit, a cap): the notices
-# it stored are not a complete prefix of the lists, so the next walk must not stop at them.
 # Meta of a list walk's next page: depth 0 again (Scrapy's ``depth_reset``). A walk is bounded by
 # ``crawl.max_list_pages``; counted as depth it was cut at ``crawl.max_depth`` pages, and the
 # notices (and attachments) of the last pages it reached were dropped as too deep, never stored.
 NEXT_LIST_PAGE = {"depth_reset": True}
+# Stats of a run that did not walk its lists to their end (a sample limit, a cap): the notices
+# it stored are not a complete prefix of the lists, so the next walk must not stop at them.
 CUT_SHORT_STATS = ("pages/over_limit", "lists/pager_clamped", "safety/request_capped", "depth/request_ignored_count")
 
 
@@ -138,9 +138,6 @@ class SourceSpider(scrapy.Spider):
         once published, so it is not fetched again."""
         return self.open_store().stored_among(urls)
 
-    def known(self, url: str) -> bool:
-        return bool(self.stored_among([url]))
-
     def closed(self, reason: str) -> None:
         """Scrapy calls this when the crawl ends: the store's connections go with it."""
         if self._store is not None:
@@ -176,14 +173,14 @@ class SourceSpider(scrapy.Spider):
                     "(endless pagination or a calendar trap?)", self.source_id, cap)
         return False
 
-    def detail_request(self, url: str, callback: Any = None, refetch: bool = False,
-                       stored: Container[str] | None = None, **meta: Any) -> scrapy.Request | None:
-        """A request for a content page, or None once known or the sample limit is reached.
-        ``stored``: the list page's stored URLs from :meth:`stored_among` (else one query here)."""
+    def detail_request(self, url: str, stored: Container[str], callback: Any = None, refetch: bool = False,
+                       **meta: Any) -> scrapy.Request | None:
+        """A request for a content page, or None once stored or the sample limit is reached.
+        ``stored``: the list page's stored URLs, from :meth:`stored_among` in one query."""
         self.expected += 1
         stats = self.crawler.stats
         stats.set_value("pages/expected", self.expected)
-        if not refetch and (url in stored if stored is not None else self.known(url)):
+        if not refetch and url in stored:
             stats.inc_value("pages/known")
             return None
         if self.limit is not None and self.requested >= self.limit:
@@ -199,7 +196,7 @@ class SourceSpider(scrapy.Spider):
         stored = self.stored_among(urls)
         for index, url in enumerate(urls):
             own = per_url[index] if per_url is not None else {}
-            request = self.detail_request(url, stored=stored, **meta, **own)
+            request = self.detail_request(url, stored, **meta, **own)
             if request is not None:
                 yield request
 
