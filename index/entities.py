@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +23,7 @@ class Entity(BaseModel):
     type: str
     names: list[str] = Field(min_length=1)
     sanctioned: bool = False
+    domains: list[str] = []   # the entity's own web hosts: a page there speaks in its voice
 
 
 class WatchlistFile(BaseModel):
@@ -108,6 +110,15 @@ class Watchlist:
                 aliases.append(key)
         return [EntityHit(entity.id, entity.name, entity.type, aliases[0], tuple(aliases))
                 for entity, aliases in found.values()]
+
+    def owner_of(self, url: str) -> Entity | None:
+        """The entity whose own site serves the address (``www.hikvision.com/cn/news/…`` is
+        Hikvision's), or None."""
+        host = (urlsplit(url).hostname or "").lower()
+        for entity in self.entities:
+            if any(host == domain or host.endswith("." + domain) for domain in entity.domains):
+                return entity
+        return None
 
     def types_in(self, folded: str) -> set[str]:
         """Entity types named in already folded text (a scoring unit): cheap enough per unit."""

@@ -175,6 +175,7 @@ class Monitor:
         page = self._with_extras(raw, prepared.page)
         if page.text != prepared.page.text:  # attachment text joined the page: embed it all again
             prepared = embed_page(self.embedder, page)
+        page = in_owners_voice(page, raw.final_url or raw.url, self.watchlist)
         entities = self.watchlist.find(page.title + "\n" + page.text)
         doc_id = self._save_document(raw, sha256, page, entities)
         flagged = self._index_and_score(doc_id, page, entities, prepared)
@@ -317,3 +318,11 @@ def shared_monitor(settings: Settings) -> Monitor:
     if key not in _MONITORS:
         _MONITORS[key] = Monitor(settings)
     return _MONITORS[key]
+
+
+def in_owners_voice(page: ExtractedPage, url: str, watchlist: Watchlist) -> ExtractedPage:
+    """A news item on a company's own site is its press release, not reporting about it: the
+    vendor's or cloud's own page is marketing whatever its genre cues say ("/news/", 记者)."""
+    if page.kind == "news-commentary" and watchlist.owner_of(url) is not None:
+        return replace(page, kind="vendor-marketing")
+    return page

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from extract import ExtractedPage
 from index.calibration import Calibration, Sample, best_threshold, cross_validate, load_thresholds, save_calibration
 from index.detect import (
     CUE_BONUS,
@@ -25,7 +26,7 @@ from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
 from loophole.config import ConfigError, Settings, read_yaml_mapping
 from loophole.evaluate import evaluate
-from loophole.pipeline import Monitor, RawPage
+from loophole.pipeline import Monitor, RawPage, in_owners_voice
 from tests.conftest import DEMO_WEB, ROOT
 
 NEW_PATTERN = ROOT / "tests" / "fixtures" / "new_pattern"
@@ -141,6 +142,16 @@ def test_watchlist_folds_full_width_and_traditional_and_keeps_every_alias() -> N
     hits = watchlist.find("ＨＩＫＶＩＳＩＯＮ摄像机，海康威視录像机")
     assert [(h.id, h.aliases) for h in hits] == [("hik", ("hikvision", "海康威视"))]
     assert watchlist.types_in(fold("Ｈｉｋｖｉｓｉｏｎ")) == {"sanctioned-vendor"}
+
+
+def test_news_on_a_companys_own_site_is_its_press_release() -> None:
+    """A vendor's newsroom reads like news (记者, "/news/") but speaks in the vendor's voice."""
+    watchlist = load_watchlist(Settings().watchlist_file)
+    release = ExtractedPage(text="本报讯 记者获悉", title="新闻", date=None, lang="zh", kind="news-commentary",
+                            encoding="utf-8")
+    assert in_owners_voice(release, "https://www.hikvision.com/cn/news/2026/1.html", watchlist).kind == "vendor-marketing"
+    assert in_owners_voice(release, "https://news.example-daily.cn/hikvision.html", watchlist).kind == "news-commentary"
+    assert watchlist.owner_of("https://evil-hikvision.com.example.org/") is None
 
 
 def test_a_procurement_agency_is_not_a_reseller_cue() -> None:
