@@ -17,7 +17,7 @@ EVIDENCE_KINDS = frozenset({"procurement-notice", "vendor-marketing", "cloud-lis
 
 _URL_HINTS: dict[str, tuple[str, ...]] = {
     "procurement-notice": ("ccgp", "/cggg/", "ggzy", "zfcg", "ebid", "bidding", "tender", "caigou", "zbcg",
-                           "zhaobiao", "procurement", "/zbgg", "/cgxx"),
+                           "zhaobiao", "procurement", "/zbgg", "/cgxx", "/rfq", "/itq", "/rfp"),
     "cloud-listing": ("marketplace", "/prodview-", "appsource"),
     # A company's newsroom is its own voice, dated paths or not.
     "vendor-marketing": ("/newsroom", "/press-release", "/press/", "/media-center", "/company-news", "/gsxw"),
@@ -35,6 +35,9 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("采购代理机构", 3), ("开标", 2), ("投标", 1), ("采购意向", 2), ("响应文件", 2),
         ("request for quotation", 3), ("rfq", 2), ("invitation to bid", 3), ("tender", 1.5),
         ("bid submission", 2), ("procurement notice", 3), ("deadline for", 1), ("purchaser", 1.5),
+        ("invitation to quote", 3), ("invitation for quotation", 3), ("request for proposal", 3),
+        ("expression of interest", 2), ("quotations", 1.5), ("supplier requirements", 2), ("bidders", 1.5),
+        ("tenderers", 1.5), ("closing date", 1.5), ("scope of work", 1.5), ("evaluation criteria", 1.5),
     ),
     "cloud-listing": (
         ("publisher", 1.5), ("pricing", 1), ("plans", 0.5), ("get it now", 3), ("marketplace", 2),
@@ -68,6 +71,8 @@ _CUES: dict[str, tuple[tuple[str, float], ...]] = {
         ("methodology", 2), ("the author", 1.5), ("author's own", 2), ("rss", 1), ("we found", 1.5),
         ("作者", 1.5), ("原标题", 2), ("文章来源", 2), ("阅读量", 1.5), ("分享到", 1),
         ("in an interview", 2), ("did not comment", 2), ("experts say", 1.5), ("asked whether", 1.5),
+        # Writing about sanctions from outside them; an offer or a notice rarely names the list.
+        ("entity list", 1), ("it turns out", 1.5), ("实体清单", 1),
     ),
     "vendor-marketing": (
         ("解决方案", 1.5), ("产品", 0.5), ("联系销售", 2), ("了解更多", 1), ("客户案例", 1.5),
@@ -116,7 +121,14 @@ def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
     for kind, hints in _URL_HINTS.items():
         if any(hint in url_lower for hint in hints):
             scores[kind] = scores.get(kind, 0.0) + 4.0
+    if _DATED_PATH.search(url_lower):
+        scores["news-commentary"] += 3.0
     return scores
+
+
+# /2025/10/…: a publication's dated path. Listings, shops and notices are not filed by month, and a
+# company's dated newsroom also carries its own newsroom hint.
+_DATED_PATH = re.compile(r"/20\d\d/(?:0?[1-9]|1[0-2])/")
 
 
 # Kinds of a page that offers something: weak cues of several of them together still make an offer.

@@ -27,6 +27,7 @@ KEYWORD_BONUS = 0.12          # a sentence naming the pattern's cues is stronger
 DOC_KEYWORD_BONUS = 0.08      # the rest of the page corroborating the decisive sentence
 COUNTER_PENALTY = 1.0         # how much being nearer a counter-example costs
 CUE_BONUS = 0.15             # a unit naming every cue type of the pattern (index.patterns.Pattern.cues)
+UNCUED_PENALTY = 0.06         # a unit naming none of the pattern's cue types (names_no_cue)
 NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must not use overseas regions")
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
@@ -204,6 +205,13 @@ def names_cues(cues: list[list[str]], types: set[str]) -> bool:
     return bool(cues) and all(types.intersection(group) for group in cues)
 
 
+def names_no_cue(cues: list[list[str]], types: set[str]) -> bool:
+    """Whether a unit names none of the entity types the pattern's evidence is about: a line about
+    cameras and cloud archives in general, with no vendor or cloud named, reads like a vendor's
+    cloud offer to an embedding but cannot show it."""
+    return bool(cues) and not any(types.intersection(group) for group in cues)
+
+
 def sentence_evidence(pv: PatternVectors, units: Units,
                       vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
     """Per-unit score, index of the nearest example, and keywords named in the unit."""
@@ -220,6 +228,8 @@ def sentence_evidence(pv: PatternVectors, units: Units,
     negated = np.array([excludes_pattern_terms(pv, text, units.types_in) for text in folded], dtype=bool)
     bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 + CUE_BONUS * names_cues(pv.pattern.cues, types)
                       for hits, types in zip(keyword_hits, units.types, strict=True)], dtype=np.float32)
+    bonus -= np.array([UNCUED_PENALTY * names_no_cue(pv.pattern.cues, types) for types in units.types],
+                      dtype=np.float32)
     bonus = np.where(negated, -NEGATION_PENALTY, bonus)
     scores = best_positive + bonus - penalty
     if len(pv.vetoes):
