@@ -114,10 +114,16 @@ class Detector:
         require a PRC tie that a Chinese-language page has without naming it.
         """
         folded = [fold(sentence) for sentence in sentences]
-        entity_types = {hit.type for hit in entities} | {f"lang:{language_tag(lang, sentences)}"}
+        tag = language_tag(lang, sentences)
+        entity_types = {hit.type for hit in entities} | {f"lang:{tag}"}
         units = Units(sentences, folded, self._unit_types(folded), self._types_in)
         if "prc-tie" in entity_types and self.watchlist is not None and not names_tie_outside_exclusions(units):
             entity_types.discard("prc-tie")
+        if "sanctioned-vendor" in entity_types and self.watchlist is not None and not any(
+                named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor")) for text in folded):
+            entity_types.discard("sanctioned-vendor")
+        if tag != "zh" and "prc-tie" not in entity_types:
+            entity_types -= only_generic_types(entities)
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
         with _BLAS.limit(limits=1, user_api="blas"):
@@ -189,6 +195,33 @@ def names_tie_outside_exclusions(units: Units) -> bool:
     customers in China" is a US GPU cloud's compliance line, not a tie to the PRC."""
     return any("prc-tie" in types and not has_exclusion(text)
                for text, types in zip(units.folded, units.types, strict=True))
+
+
+# Words that name a vendor in order to rule it out: "no Hikvision, Dahua or Huawei devices certified",
+# "unlike cameras from Hikvision", "不兼容海康". Looked for just before the name, in the same sentence.
+EXCLUDING_WORDS = ("no ", "not ", "unlike", "instead of", "rather than", "never", "without", "excluding",
+                   "except", "non-", "ndaa", "banned", "prohibited", "free of", "不含", "不得", "不接受", "禁止",
+                   "严禁", "不允许", "不采用", "不使用", "不兼容", "不支持", "取代", "替代", "替换")
+EXCLUSION_REACH = 40          # characters before a name in which an excluding word governs it
+_SENTENCE_END = re.compile(r"[；;。！？!?\n]")
+
+
+def named_not_excluded(text: str, starts: Sequence[int]) -> bool:
+    """Whether some name starting at ``starts`` in the text is not one named to be ruled out (a US
+    video platform listing the vendors it does not certify names them, but is not their platform)."""
+    for start in starts:
+        window = text[max(0, start - EXCLUSION_REACH):start]
+        sentence = _SENTENCE_END.split(window)[-1]
+        if not any(word in sentence for word in EXCLUDING_WORDS):
+            return True
+    return False
+
+
+def only_generic_types(entities: Sequence[EntityHit]) -> set[str]:
+    """Types named only by generic words ("police", 市政府, "university"). A Taiwan city government or a
+    US police department is such a buyer too; on a page that is neither in Simplified Chinese nor
+    names a PRC tie, these words say nothing about the PRC."""
+    return {hit.type for hit in entities if hit.generic} - {hit.type for hit in entities if not hit.generic}
 
 
 def language_tag(lang: str, sentences: Sequence[str]) -> str:

@@ -24,6 +24,7 @@ class Entity(BaseModel):
     names: list[str] = Field(min_length=1)
     sanctioned: bool = False
     domains: list[str] = []   # the entity's own web hosts: a page there speaks in its voice
+    generic: bool = False     # a kind of buyer ("police", 市政府), not one in the PRC by its name
 
 
 class WatchlistFile(BaseModel):
@@ -39,6 +40,7 @@ class EntityHit:
     type: str
     matched: str                      # the first alias found
     aliases: tuple[str, ...] = ()     # every alias found, for the digest's "why it fired"
+    generic: bool = False             # Entity.generic
 
 
 def fold(text: str) -> str:
@@ -81,8 +83,11 @@ class Watchlist:
             self._automaton.make_automaton()
 
     def _matches(self, text: str) -> list[str]:
-        """Leftmost, then longest, non-overlapping aliases; a Latin alias must stand as a word
-        ("T4" must not match "NT4000"), a Han one need not."""
+        return [key for _, key in self._spans(text)]
+
+    def _spans(self, text: str) -> list[tuple[int, str]]:
+        """Leftmost, then longest, non-overlapping aliases with where they start; a Latin alias must
+        stand as a word ("T4" must not match "NT4000"), a Han one need not."""
         candidates = []
         for end, key in self._automaton.iter(text):
             start = end - len(key) + 1
@@ -94,7 +99,7 @@ class Watchlist:
         found, cursor = [], 0
         for start, negative_length, key in sorted(candidates):
             if start >= cursor:
-                found.append(key)
+                found.append((start, key))
                 cursor = start - negative_length
         return found
 
@@ -108,7 +113,7 @@ class Watchlist:
             aliases = found.setdefault(entity.id, (entity, []))[1]
             if key not in aliases:
                 aliases.append(key)
-        return [EntityHit(entity.id, entity.name, entity.type, aliases[0], tuple(aliases))
+        return [EntityHit(entity.id, entity.name, entity.type, aliases[0], tuple(aliases), entity.generic)
                 for entity, aliases in found.values()]
 
     def owner_of(self, url: str) -> Entity | None:
@@ -119,6 +124,10 @@ class Watchlist:
             if any(host == domain or host.endswith("." + domain) for domain in entity.domains):
                 return entity
         return None
+
+    def mentions(self, folded: str, entity_type: str) -> list[int]:
+        """Where names of one entity type start in already folded text."""
+        return [start for start, key in self._spans(folded) if self._lookup[key].type == entity_type]
 
     def types_in(self, folded: str) -> set[str]:
         """Entity types named in already folded text (a scoring unit): cheap enough per unit."""

@@ -17,8 +17,10 @@ from index.detect import (
     excludes_pattern_terms,
     gate,
     language_tag,
+    named_not_excluded,
     names_cues,
     names_tie_outside_exclusions,
+    only_generic_types,
     sentence_evidence,
 )
 from index.entities import Entity, Watchlist, fold, load_watchlist
@@ -152,6 +154,26 @@ def test_news_on_a_companys_own_site_is_its_press_release() -> None:
     assert in_owners_voice(release, "https://www.hikvision.com/cn/news/2026/1.html", watchlist).kind == "vendor-marketing"
     assert in_owners_voice(release, "https://news.example-daily.cn/hikvision.html", watchlist).kind == "news-commentary"
     assert watchlist.owner_of("https://evil-hikvision.com.example.org/") is None
+
+
+def test_generic_buyer_words_are_no_prc_buyer_on_a_page_without_a_prc_tie() -> None:
+    """臺中市政府 is a city government, but Taiwan's: a generic buyer word counts only on a PRC page."""
+    watchlist = load_watchlist(Settings().watchlist_file)
+    taiwan = watchlist.find("臺中市政府資訊中心採購 Microsoft Azure OpenAI Service")
+    assert only_generic_types(taiwan) == {"buyer-state"}
+    named = watchlist.find("中国科学院某研究所 市政府 Azure OpenAI")
+    assert only_generic_types(named) == set()
+
+
+def test_a_vendor_named_to_be_ruled_out_is_not_its_platform() -> None:
+    watchlist = load_watchlist(Settings().watchlist_file)
+    for text in ("ndaa-compliant hardware list; no hikvision, dahua or huawei devices certified",
+                 "unlike cameras from hikvision or dahua, our platform runs on aws",
+                 "平台不兼容海康、大华设备"):
+        assert not named_not_excluded(text, watchlist.mentions(text, "sanctioned-vendor")), text
+    for text in ("hikcentral connect is deployed on microsoft azure; no setup fee",
+                 "海康威视视频云平台部署于azure东南亚区域"):
+        assert named_not_excluded(text, watchlist.mentions(text, "sanctioned-vendor")), text
 
 
 def test_a_procurement_agency_is_not_a_reseller_cue() -> None:

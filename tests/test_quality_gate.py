@@ -1,5 +1,5 @@
-"""Detection quality gate on the dev corpus, and on a second corpus written apart from it
-(tests/fixtures/holdout, see its README): pinned floors that only ever rise.
+"""Detection quality gate on the dev corpus, and on corpora written apart from it
+(tests/fixtures/holdout*, see their READMEs): pinned floors that only ever rise.
 
 Two sets of figures. The shipped thresholds were fitted on this corpus, so its plain scores
 are in-sample; the cross-validated figures (thresholds fitted on four fifths, decided on the
@@ -24,9 +24,18 @@ from tests.conftest import DEV_CORPUS, needs
 
 FLOORS = {"precision": 0.99, "recall": 0.99, "macro_f1": 0.99}
 CV_FLOORS = {"precision": 0.99, "recall": 0.97, "macro_f1": 0.98}
-# The second corpus: one miss or one false alert among its 48 pages still passes.
-HOLDOUT = Path(__file__).parent / "fixtures" / "holdout"
-HOLDOUT_FLOORS = {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}
+# Corpora written apart from the dev corpus (each folder's README says by whom and how): pages and
+# floors. One miss or one false alert among 40-48 pages still passes; macro F1 floors sit just under
+# the figures with the shipped thresholds.
+FIXTURES = Path(__file__).parent / "fixtures"
+WRITTEN_APART = {
+    "holdout": (48, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
+    "holdout6": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
+    "holdout7": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.92}),
+    "holdout8": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.92}),
+    "holdout9": (40, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.92}),
+    "holdout10": (41, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.93}),
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +76,15 @@ def test_no_alert_on_news_or_commentary(dev_run: tuple[dict, list[Outcome]]) -> 
     assert [o.label.file for o in outcomes if o.label.kind == "news-commentary" and o.predicted] == []
 
 
-def test_second_corpus_floors() -> None:
-    """Thresholds fitted on the dev corpus hold on pages its writer never saw."""
+@pytest.mark.parametrize("folder", sorted(WRITTEN_APART))
+def test_written_apart_corpus_floors(folder: str) -> None:
+    """The figures hold on pages written by others than the dev corpus's writer."""
+    documents, floors = WRITTEN_APART[folder]
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         patch.delenv("LOOPHOLE_CONFIG", raising=False)
-        result, outcomes = evaluate(HOLDOUT, Settings(home=tmp))
-    assert result["documents"] == 48
-    assert result["alert"]["precision"] >= HOLDOUT_FLOORS["precision"]
-    assert result["alert"]["recall"] >= HOLDOUT_FLOORS["recall"]
-    assert result["macro_f1"] >= HOLDOUT_FLOORS["macro_f1"]
+        result, outcomes = evaluate(FIXTURES / folder, Settings(home=tmp))
+    assert result["documents"] == documents
+    assert result["alert"]["precision"] >= floors["precision"]
+    assert result["alert"]["recall"] >= floors["recall"]
+    assert result["macro_f1"] >= floors["macro_f1"]
     assert [o.label.file for o in outcomes if o.label.kind == "news-commentary" and o.predicted] == []
