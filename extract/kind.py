@@ -132,7 +132,7 @@ _DATED_PATH = re.compile(r"/20\d\d/(?:0?[1-9]|1[0-2])/")
 
 
 # Kinds of a page that offers something: weak cues of several of them together still make an offer.
-_SELLER_KINDS = ("vendor-marketing", "cloud-listing", "reseller-ad")
+SELLER_KINDS = ("vendor-marketing", "cloud-listing", "reseller-ad")
 
 
 def classify_kind(text: str, url: str = "", title: str = "") -> str:
@@ -143,5 +143,5 @@ def classify_kind(text: str, url: str = "", title: str = "") -> str:
     best = max(scores, key=lambda kind: (scores[kind], kind == "news-commentary"))
     if scores[best] >= 2.0:
         return best
-    seller = max(_SELLER_KINDS, key=lambda kind: scores[kind])
-    return seller if sum(scores[kind] for kind in _SELLER_KINDS) >= 2.0 else "other"
+    seller = max(SELLER_KINDS, key=lambda kind: scores[kind])
+    return seller if sum(scores[kind] for kind in SELLER_KINDS) >= 2.0 else "other"

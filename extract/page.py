@@ -15,7 +15,7 @@ from extract.blocks import block_reason
 from extract.charset import decode_html
 from extract.fields import parse_procurement_fields
 from extract.guards import UnusableContent, looks_binary
-from extract.kind import classify_kind
+from extract.kind import SELLER_KINDS, classify_kind
 from extract.language import detect_language
 
 _DATE = re.compile(r"(20\d\d|19\d\d)\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
@@ -30,6 +30,14 @@ class ExtractedPage:
     kind: str
     encoding: str
     fields: dict = field(default_factory=dict)
+    site: str = ""                     # the site's own name (og:site_name, or <title> after the page's)
+
+    def entity_text(self) -> str:
+        """The text whose names say who and what the page is about. On a seller's page the site
+        counts too: a listing on "AWS Marketplace" is sold through AWS even when its body only
+        gives region codes; on a portal or a newspaper the site is no party to what it prints."""
+        site = self.site if self.kind in SELLER_KINDS else ""
+        return "\n".join(part for part in (self.title, site, self.text) if part)
 
 
 def normalise_date(value: str | None) -> str | None:
@@ -102,6 +110,15 @@ def page_title(extracted: str, html_title: str) -> str:
     return extracted or html_title
 
 
+def site_name(page: Selector, html_title: str, title: str) -> str:
+    """The site's name: og:site_name, else the last part of a ``<title>`` that is not the page's own."""
+    declared = page.css('meta[property="og:site_name"]::attr(content)').get(default="").strip()
+    if declared:
+        return declared
+    parts = [part.strip() for part in _TITLE_PARTS.split(html_title) if part.strip()]
+    return parts[-1] if len(parts) > 1 and parts[-1] != title else ""
+
+
 def _html_title(page: Selector) -> str:
     return re.sub(r"\s+", " ", page.css("title::text").get(default="")).strip()
 
@@ -125,7 +142,8 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
     generic = _generic(html_text, url)
     chosen = {**generic, **_by_selectors(page, selectors or {})}
     text = chosen.get("text", "")
-    title = page_title(chosen.get("title", ""), _html_title(page))
+    html_title = _html_title(page)
+    title = page_title(chosen.get("title", ""), html_title)
     reason = block_reason(text, title)
     if reason:
         raise UnusableContent(reason)
@@ -133,4 +151,4 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
     kind = classify_kind(visible_text(page) or text, url, title)
     fields = parse_procurement_fields(text, title, page).as_dict() if kind == "procurement-notice" else {}
     return ExtractedPage(text=text, title=title, date=normalise_date(chosen.get("date")), lang=lang,
-                         kind=kind, encoding=encoding, fields=fields)
+                         kind=kind, encoding=encoding, fields=fields, site=site_name(page, html_title, title))

@@ -33,7 +33,8 @@ NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must no
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
                  "prohibited", "excluding", "no overseas", "may not", "do not provide", "does not provide",
-                 "not available to", "do not serve", "does not serve", "不向", "不面向")
+                 "not available to", "do not serve", "does not serve", "不向", "不面向", "do not offer",
+                 "does not offer", "not offered", "not available in", "unavailable in")
 _CLAUSE_END = re.compile(r"[，,；;。！？!?]")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page

@@ -237,7 +237,7 @@ def stage_ingest(work: Path) -> list[Row]:
     units = [detector.units(doc) for doc in chunks]   # embedding is not scoring
     start = time.perf_counter()
     for page, (texts, vecs) in zip(extracted, units, strict=True):
-        detector.score(texts, vecs, page.kind, watchlist.find(page.title + "\n" + page.text), page.lang)
+        detector.score(texts, vecs, page.kind, watchlist.find(page.entity_text()), page.lang)
     per_doc_ms = (time.perf_counter() - start) * 1000 / max(1, len(extracted))
     return [row("end-to-end ingest (fetched pages), one process", rates[0], "docs/s"),
             row("end-to-end ingest (fetched pages), 2 workers", rates[1], "docs/s", 10.0),

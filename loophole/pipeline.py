@@ -176,7 +176,7 @@ class Monitor:
         if page.text != prepared.page.text:  # attachment text joined the page: embed it all again
             prepared = embed_page(self.embedder, page)
         page = in_owners_voice(page, raw.final_url or raw.url, self.watchlist)
-        entities = self.watchlist.find(page.title + "\n" + page.text)
+        entities = self.watchlist.find(page.entity_text())
         doc_id = self._save_document(raw, sha256, page, entities)
         flagged = self._index_and_score(doc_id, page, entities, prepared)
         self._mark_complete(doc_id, sha256)
