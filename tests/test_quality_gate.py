@@ -31,10 +31,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 WRITTEN_APART = {
     "holdout": (48, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
     "holdout6": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
-    "holdout7": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.92}),
-    "holdout8": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.92}),
+    "holdout7": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
+    "holdout8": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.91}),
     "holdout9": (40, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.92}),
     "holdout10": (41, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.93}),
+    "holdout11": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
+    "holdout12": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
 }
 
 
