@@ -34,7 +34,7 @@ NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
                  "prohibited", "excluding", "no overseas", "may not", "do not provide", "does not provide",
                  "not available to", "do not serve", "does not serve", "不向", "不面向", "do not offer",
-                 "does not offer", "not offered", "not available in", "unavailable in")
+                 "does not offer", "not offered", "not available in", "unavailable in", "暂不采购")
 _CLAUSE_END = re.compile(r"[，,；;。！？!?]")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page
@@ -259,7 +259,8 @@ def sentence_evidence(pv: PatternVectors, units: Units,
     else:
         penalty = np.zeros_like(best_positive)
     keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
-    negated = np.array([excludes_pattern_terms(pv, text, units.types_in) for text in folded], dtype=bool)
+    negated = np.array([excludes_pattern_terms(pv, text, units.types_in) or about_mainland_cloud(pv, types)
+                        for text, types in zip(folded, units.types, strict=True)], dtype=bool)
     bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 + CUE_BONUS * names_cues(pv.pattern.cues, types)
                       for hits, types in zip(keyword_hits, units.types, strict=True)], dtype=np.float32)
     bonus -= np.array([UNCUED_PENALTY * names_no_cue(pv.pattern.cues, types) for types in units.types],
@@ -269,6 +270,17 @@ def sentence_evidence(pv: PatternVectors, units: Units,
     if len(pv.vetoes):
         scores[(vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY] = 0.0
     return scores, nearest, keyword_hits
+
+
+US_CLOUD_TYPES = frozenset({"us-cloud", "us-ai-service", "us-ai-model"})
+
+
+def about_mainland_cloud(pv: PatternVectors, types: set[str]) -> bool:
+    """Whether a unit speaks of a US cloud as run inside the PRC by a licensed local operator (世纪互联,
+    西云数据, the AWS China regions): patterns.md sets that apart from the US cloud itself, so for
+    a pattern about US clouds the unit counts like an exclusion, not as evidence."""
+    cue_types = {kind for group in pv.pattern.cues for kind in group}
+    return "mainland-operator" in types and bool(cue_types & US_CLOUD_TYPES)
 
 
 def has_exclusion(text: str) -> bool:

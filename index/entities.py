@@ -3,6 +3,7 @@ full-width forms folded to ASCII."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,6 +59,17 @@ def written_in_traditional(text: str, sample: int = 3000) -> bool:
     simplified = convert("".join(han), "zh-hans")
     changed = sum(1 for before, after in zip(han, simplified, strict=False) if before != after)
     return changed > len(han) / 20
+
+
+_SUFFIXES = frozenset({"com", "cn", "net", "org", "io", "ai", "co", "hk", "sg", "tw", "us", "eu", "uk"})
+
+
+def brand_of(domain: str) -> str:
+    """``hikvision.com.cn`` -> ``hikvision``: the name left of the public suffix."""
+    labels = domain.lower().split(".")
+    while len(labels) > 1 and labels[-1] in _SUFFIXES:
+        labels.pop()
+    return labels[-1]
 
 
 def _is_word_char(char: str) -> bool:
@@ -118,10 +130,15 @@ class Watchlist:
 
     def owner_of(self, url: str) -> Entity | None:
         """The entity whose own site serves the address (``www.hikvision.com/cn/news/…`` is
-        Hikvision's), or None."""
+        Hikvision's), or None. A sanctioned vendor's regional sites carry its brand in the host
+        (``hikvision-europe.example``, ``cloudwalk-intl.example.sg``); a cloud's only its domains,
+        since ``news.google.com`` is not Google Cloud speaking."""
         host = (urlsplit(url).hostname or "").lower()
+        words = set(re.split(r"[.-]", host))
         for entity in self.entities:
             if any(host == domain or host.endswith("." + domain) for domain in entity.domains):
+                return entity
+            if entity.type == "sanctioned-vendor" and words & {brand_of(domain) for domain in entity.domains}:
                 return entity
         return None
 

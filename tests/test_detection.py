@@ -14,6 +14,7 @@ from index.detect import (
     CUE_BONUS,
     PatternVectors,
     Units,
+    about_mainland_cloud,
     excludes_pattern_terms,
     gate,
     language_tag,
@@ -153,7 +154,18 @@ def test_news_on_a_companys_own_site_is_its_press_release() -> None:
                             encoding="utf-8")
     assert in_owners_voice(release, "https://www.hikvision.com/cn/news/2026/1.html", watchlist).kind == "vendor-marketing"
     assert in_owners_voice(release, "https://news.example-daily.cn/hikvision.html", watchlist).kind == "news-commentary"
-    assert watchlist.owner_of("https://evil-hikvision.com.example.org/") is None
+    assert watchlist.owner_of("https://www.cloudwalk-intl.example.sg/news/x").id == "cloudwalk"  # a regional site
+    assert watchlist.owner_of("https://news.google.com/articles/x") is None    # a cloud is only its own domains
+
+
+def test_a_unit_about_a_mainland_operated_cloud_is_no_evidence_of_the_us_cloud() -> None:
+    library = load_library(Settings().pattern_files)
+    vectors = {p.id: PatternVectors(p, np.zeros((0, 1)), np.zeros((0, 1)), [], [], np.zeros((0, 1)))
+               for p in library.patterns}
+    mainland = {"us-cloud", "us-ai-service", "mainland-operator"}
+    assert about_mainland_cloud(vectors["us-cloud-ai-services"], mainland)
+    assert not about_mainland_cloud(vectors["us-cloud-ai-services"], {"us-cloud", "us-ai-service"})
+    assert not about_mainland_cloud(vectors["police-us-tech-procurement"], mainland | {"buyer-police"})
 
 
 def test_generic_buyer_words_are_no_prc_buyer_on_a_page_without_a_prc_tie() -> None:

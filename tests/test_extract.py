@@ -75,6 +75,17 @@ def test_binary_served_as_html_is_rejected() -> None:
     # A job ad names the same clouds but offers nothing.
     ("岗位职责：负责AWS、Azure云资源运维。任职要求：三年以上经验。薪资面议，欢迎咨询客服。",
      "https://jobs.example.cn/job/1", "other"),
+    # An article about marketplace listings says "marketplace" as often as a listing does.
+    ("Video software from two blacklisted vendors was listed in the AWS Marketplace and the Azure Marketplace "
+     "this month, a review found. The Marketplace pages name them as sellers, analysts said. 6 min read",
+     "https://www.example-wire.com/2025/06/18/marketplaces/", "news-commentary"),
+    # A self-media (WeChat public account) article talks with its readers.
+    ("原创 老周说安防 海康把平台做成AMI放上AWS Marketplace，出海是刚需。你怎么看？欢迎留言。阅读原文",
+     "https://mp.weixin.qq.com/s/abc", "news-commentary"),
+    # An English invitation to quote is a notice, whatever it buys.
+    ("Invitation to Quote: enterprise AI subscription. Scope of work: Azure OpenAI. Supplier requirements: "
+     "a Microsoft partner. Quotations shall be sent by the closing date.", "https://group.example.com/en/x",
+     "procurement-notice"),
 ])
 def test_kind_reads_the_genre_not_the_topic(text: str, url: str, kind: str) -> None:
     assert classify_kind(text, url) == kind

@@ -37,6 +37,8 @@ WRITTEN_APART = {
     "holdout10": (41, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.93}),
     "holdout11": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
     "holdout12": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
+    "holdout13": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
+    "holdout14": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
 }
 
 
