@@ -39,6 +39,9 @@ WRITTEN_APART = {
     "holdout12": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
     "holdout13": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
     "holdout14": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
+    # Held out: scored once after the last change, thresholds not fitted on them (their READMEs).
+    "holdout15": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
+    "holdout16": (40, {"precision": 0.88, "recall": 0.88, "macro_f1": 0.87}),
 }
 
 
