@@ -115,20 +115,28 @@ class Detector:
         require a PRC tie that a Chinese-language page has without naming it.
         """
         folded = [fold(sentence) for sentence in sentences]
-        tag = language_tag(lang, sentences)
-        entity_types = {hit.type for hit in entities} | {f"lang:{tag}"}
         units = Units(sentences, folded, self._unit_types(folded), self._types_in)
-        if "prc-tie" in entity_types and self.watchlist is not None and not names_tie_outside_exclusions(units):
-            entity_types.discard("prc-tie")
-        if "sanctioned-vendor" in entity_types and self.watchlist is not None and not any(
-                named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor")) for text in folded):
-            entity_types.discard("sanctioned-vendor")
-        if tag != "zh" and "prc-tie" not in entity_types:
-            entity_types -= only_generic_types(entities)
+        entity_types = self._page_types(entities, units, language_tag(lang, sentences))
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
         with _BLAS.limit(limits=1, user_api="blas"):
             return [self._score_one(pv, units, vectors, kind, entity_types) for pv in self.vectors]
+
+    def _page_types(self, entities: Sequence[EntityHit], units: Units, tag: str) -> set[str]:
+        """The entity types the page names for ``requires``, less those it names only to rule out
+        (a PRC tie or a sanctioned vendor inside an exclusion) and, on a page that is not in
+        Simplified Chinese and names no PRC tie, those named only by generic words."""
+        types = {hit.type for hit in entities} | {f"lang:{tag}"}
+        if self.watchlist is None:
+            return types
+        if "prc-tie" in types and not names_tie_outside_exclusions(units):
+            types.discard("prc-tie")
+        if "sanctioned-vendor" in types and not any(
+                named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor")) for text in units.folded):
+            types.discard("sanctioned-vendor")
+        if tag != "zh" and "prc-tie" not in types:
+            types -= only_generic_types(entities)
+        return types
 
     def _types_in(self, text: str) -> set[str]:
         return self.watchlist.types_in(text) if self.watchlist is not None else set()
