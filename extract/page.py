@@ -98,13 +98,18 @@ def visible_text(page: Selector) -> str:
 _TITLE_PARTS = re.compile(r"\s+[-|–—_]\s+|\s*_\s*|\s*\|\s*")
 
 
+def _title_parts(html_title: str) -> list[str]:
+    """A ``<title>``'s parts: "page - site", "page_site", "page | site"."""
+    return [part.strip() for part in _TITLE_PARTS.split(html_title) if part.strip()]
+
+
 def page_title(extracted: str, html_title: str) -> str:
     """The page's own title. Trafilatura may take a portal's logo heading ("广东省政府采购网") for
     it; when that is the last part of the ``<title>`` ("某项目磋商公告 - 广东省政府采购网": page,
     then site, as most sites write it), the parts before it hold the page's own title, and a
     notice's title names its buyer and subject."""
     extracted = extracted.strip()
-    parts = [part.strip() for part in _TITLE_PARTS.split(html_title) if part.strip()]
+    parts = _title_parts(html_title)
     if extracted and len(parts) > 1 and extracted == parts[-1]:
         return max(parts[:-1], key=len)
     return extracted or html_title
@@ -115,7 +120,7 @@ def site_name(page: Selector, html_title: str, title: str) -> str:
     declared = page.css('meta[property="og:site_name"]::attr(content)').get(default="").strip()
     if declared:
         return declared
-    parts = [part.strip() for part in _TITLE_PARTS.split(html_title) if part.strip()]
+    parts = _title_parts(html_title)
     return parts[-1] if len(parts) > 1 and parts[-1] != title else ""
 
 

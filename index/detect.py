@@ -49,6 +49,10 @@ class PatternVectors:
     keywords: list[str]
     example_texts: list[str]
     vetoes: np.ndarray        # units analysts dismissed for this pattern
+    cue_types: frozenset[str] = field(init=False)   # every type in the pattern's cue groups
+
+    def __post_init__(self) -> None:
+        self.cue_types = frozenset(kind for group in self.pattern.cues for kind in group)
 
 
 @dataclass
@@ -132,7 +136,9 @@ class Detector:
         if "prc-tie" in types and not names_tie_outside_exclusions(units):
             types.discard("prc-tie")
         if "sanctioned-vendor" in types and not any(
-                named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor")) for text in units.folded):
+                named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor"))
+                for text, unit_types in zip(units.folded, units.types, strict=True)
+                if "sanctioned-vendor" in unit_types):
             types.discard("sanctioned-vendor")
         if tag != "zh" and "prc-tie" not in types:
             types -= only_generic_types(entities)
@@ -287,8 +293,7 @@ def about_mainland_cloud(pv: PatternVectors, types: set[str]) -> bool:
     """Whether a unit speaks of a US cloud as run inside the PRC by a licensed local operator (世纪互联,
     西云数据, the AWS China regions): patterns.md sets that apart from the US cloud itself, so for
     a pattern about US clouds the unit counts like an exclusion, not as evidence."""
-    cue_types = {kind for group in pv.pattern.cues for kind in group}
-    return "mainland-operator" in types and bool(cue_types & US_CLOUD_TYPES)
+    return "mainland-operator" in types and bool(pv.cue_types & US_CLOUD_TYPES)
 
 
 def has_exclusion(text: str) -> bool:
@@ -302,10 +307,9 @@ def excludes_pattern_terms(pv: PatternVectors, text: str, types_in: Callable[[st
     出现在账号资料中", a reseller's hiding of the buyer) leaves the rest of the line as evidence."""
     if not has_exclusion(text):
         return False
-    cue_types = {kind for group in pv.pattern.cues for kind in group}
     for clause in _CLAUSE_END.split(text):
         if has_exclusion(clause) and (
-                any(keyword in clause for keyword in pv.keywords) or cue_types & types_in(clause)):
+                any(keyword in clause for keyword in pv.keywords) or pv.cue_types & types_in(clause)):
             return True
     return False
 
