@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Exists
 
 from alerts.health import SourceHealth, crawl_health
-from alerts.views import AlertView, heads_query, load_views, matches, safe_link
+from alerts.views import AlertView, deliverable, heads_query, load_views, matches, safe_link
 from index.store import Alert, AlertSend
 from loophole.config import Subscription
 
@@ -89,10 +89,12 @@ def _ordered(groups: dict[str, list[AlertView]], titles: dict[str, str]) -> dict
 
 def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: list[str],
             public_base_url: str | None = None, now: datetime | None = None) -> Digest:
-    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since), ranked by score."""
+    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since), ranked by score;
+    none that an analyst dismissed or snoozed (:func:`alerts.views.deliverable`)."""
     digest = Digest(subscription=sub.name, timezone=sub.timezone, pattern_titles=titles,
                     created=now or datetime.now(UTC))
-    views = load_views(session, heads_query().where(~_sent_clause(sub.name, channel)), public_base_url)
+    query = heads_query().where(~_sent_clause(sub.name, channel), deliverable(digest.created))
+    views = load_views(session, query, public_base_url)
     for view in views:
         group = digest.groups.setdefault(view.pattern_id, [])
         if matches(view, sub) and len(group) < sub.max_items_per_pattern:

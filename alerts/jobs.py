@@ -18,7 +18,7 @@ from alerts.delivery import DeliveryError
 from alerts.digest import Digest, build_message, collect, render
 from alerts.export import records_for
 from alerts.outbox import record_sends, recover, send_with_outbox
-from alerts.views import heads_query, load_views, matches
+from alerts.views import deliverable, heads_query, load_views, matches
 from index.patterns import load_library
 from index.store import Store
 from loophole.config import ConfigError, Settings, Subscription
@@ -94,9 +94,11 @@ def _apprise(settings: Settings, store: Store, sub: Subscription, url: str, now:
     return result
 
 
-def _atom(settings: Settings, store: Store, sub: Subscription) -> ChannelResult:
+def _atom(settings: Settings, store: Store, sub: Subscription, now: datetime) -> ChannelResult:
+    """The feed is rewritten whole, so a group dismissed or snoozed since the last run leaves it."""
     with store.session() as session:
-        views = [v for v in load_views(session, heads_query(), settings.public_base_url) if matches(v, sub)]
+        views = [v for v in load_views(session, heads_query().where(deliverable(now)), settings.public_base_url)
+                 if matches(v, sub)]
     views = sorted(views, key=lambda v: v.updated_at or v.created_at, reverse=True)[:FEED_SIZE]
     path = write_atom(settings.feeds_dir / f"{sub.name}.atom", views, f"Loophole Watch: {sub.name}",
                       f"urn:loophole-watch:{sub.name}")
@@ -118,7 +120,7 @@ def run_digest(settings: Settings, name: str, now: datetime | None = None, out_d
         for url in sub.apprise_urls():
             run.results.append(_apprise(settings, store, sub, url, now))
         if sub.atom:
-            run.results.append(_atom(settings, store, sub))
+            run.results.append(_atom(settings, store, sub, now))
     finally:
         store.close()
     for failed in run.failed:

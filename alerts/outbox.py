@@ -65,7 +65,8 @@ def record_sends(store: Store, sends: list[tuple[int, int]], sub: str, channel: 
             alert = session.get(Alert, alert_id)
             if alert is not None:
                 alert.sent_at = alert.sent_at or now
-                alert.status = "sent"
+                if alert.status == "new":   # a verdict (confirmed, dismissed) outlives any send
+                    alert.status = "sent"
 
 
 def _spool(settings: Settings, message: EmailMessage) -> Path:

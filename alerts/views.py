@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from alerts.dedup import stage_of
 from index.store import Alert, AlertSend, Document, Feedback
@@ -136,6 +136,23 @@ def _view(alert: Alert, doc: Document, public_base_url: str | None) -> AlertView
 def heads_query() -> Select:
     return (select(Alert, Document).join(Document, Alert.doc_id == Document.id)
             .where(Alert.group_id == Alert.id))
+
+
+def deliverable(now: datetime) -> ColumnElement[bool]:
+    """Group heads an analyst has not withheld: analysts triage to stop noise, so every channel
+    (email, webhooks, the Atom feed) leaves out a group whose latest verdict, on any of its
+    documents, is a dismissal, and a group with an alert snoozed past ``now``. A confirmation is
+    a verdict too: after one, the group is delivered again as usual.
+    """
+    member = aliased(Alert)
+    latest_verdict = (select(Feedback.verdict).join(member, member.doc_id == Feedback.doc_id)
+                      .where(member.group_id == Alert.id,
+                             or_(Feedback.pattern_id.is_(None), Feedback.pattern_id == member.pattern_id))
+                      .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(1)
+                      .correlate(Alert).scalar_subquery())
+    snoozed = aliased(Alert)
+    return and_(or_(latest_verdict.is_(None), latest_verdict != "dismiss"),
+                ~exists().where(snoozed.group_id == Alert.id, snoozed.snoozed_until > now))
 
 
 def _attach_members(session: Session, views: dict[int, AlertView]) -> None:

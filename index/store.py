@@ -146,6 +146,8 @@ class Alert(Base):
     group_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     revision: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Triage: a snoozed alert is not delivered before this time (alerts/views.py, deliverable).
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AlertSend(Base):
@@ -211,6 +213,19 @@ class CrawlRun(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     health: Mapped[str] = mapped_column(String(16), default="ok")
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class EvidenceBundle(Base):
+    """An evidence bundle as written: its manifest's SHA-256, kept apart from the bundle so that an
+    edited manifest (the only file naming the URL, fetch time, status and headers) is detected."""
+
+    __tablename__ = "evidence_bundles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[int] = mapped_column(Integer, index=True)   # no foreign key: the record outlives the document
+    url: Mapped[str] = mapped_column(Text, default="")
+    manifest_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    file_name: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiToken(Base):

@@ -20,7 +20,8 @@ def _settings() -> Settings:
     return load()
 
 
-def _since(value: str | None) -> datetime | None:
+def _since(value: str | None, option: str = "--since") -> datetime | None:
+    """A date or ISO time given on the command line (UTC unless it says otherwise)."""
     if not value:
         return None
     try:
@@ -29,7 +30,7 @@ def _since(value: str | None) -> datetime | None:
         try:
             parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
         except ValueError as exc:
-            typer.echo(f"error: --since {value!r}: use a date (2026-01-31) or an ISO time", err=True)
+            typer.echo(f"error: {option} {value!r}: use a date (2026-01-31) or an ISO time", err=True)
             raise typer.Exit(2) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -84,6 +85,35 @@ def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any 
             typer.echo(json.dumps(history(session, [head])[head], ensure_ascii=False, indent=2))
     finally:
         store.close()
+
+
+@alerts_app.command("snooze")
+def snooze_cmd(alert_id: Annotated[int, typer.Argument(help="An alert id (any member of a group).")],
+               until: Annotated[str | None, typer.Option("--until", help="A date or ISO time (UTC unless given).")]
+               = None,
+               days: Annotated[float | None, typer.Option("--days", min=0.001, max=3650, help="From now.")] = None,
+               clear: Annotated[bool, typer.Option("--clear", help="Lift the snooze.")] = False) -> None:
+    """Withhold an alert group from every channel (email, webhooks, Atom) until a time."""
+    from datetime import timedelta
+
+    from alerts.triage import TriageError, snooze
+    from index.store import Store
+
+    if sum((until is not None, days is not None, clear)) != 1:
+        typer.echo("error: give exactly one of --until, --days or --clear", err=True)
+        raise typer.Exit(2)
+    when = None if clear else (_since(until, "--until") if until else datetime.now(UTC) + timedelta(days=days or 0))
+    settings = _settings()
+    settings.ensure_dirs()
+    store = Store(settings.db_url)
+    try:
+        snooze(store, alert_id, when)
+    except TriageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    typer.echo(f"alert {alert_id}: " + (f"snoozed until {when.isoformat()}" if when else "snooze lifted"))
 
 
 def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each job's next run and exit.")] = False,
