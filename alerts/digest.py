@@ -7,8 +7,9 @@ hostile page cannot run script in a mail client. Links are only emitted for http
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -23,9 +24,12 @@ from alerts.health import SourceHealth, crawl_health
 from alerts.views import AlertView, deliverable, heads_query, load_views, matches, safe_link
 from index.store import Alert, AlertSend
 from loophole.config import Subscription
+from loophole.sources import Source
 
 __all__ = ["Digest", "build_message", "collect", "render", "safe_link", "write_eml"]
 
+# How long a scheduled run may take before its missing record counts (scheduler.crawl_timeout_seconds).
+HEALTH_GRACE = timedelta(hours=4)
 _env = Environment(loader=PackageLoader("alerts", "templates"),
                    autoescape=select_autoescape(["html", "html.j2", "xml", "atom.j2"], default=False),
                    trim_blocks=True, lstrip_blocks=True)
@@ -71,9 +75,8 @@ class Digest:
         if updated:
             parts.append(f"{updated} updated")
         parts.append(f"in {_plural(len(self.groups), 'pattern')} from {_plural(len(sources), 'source')}")
-        if self.health:
-            parts.append(f"· crawl: {len(self.health) - len(self.problems)} ok, "
-                         f"{len(self.problems)} need attention")
+        if self.problems:
+            parts.append(f"· crawl: {_plural(len(self.problems), 'source')} need attention")
         return " ".join(parts)
 
 
@@ -87,8 +90,9 @@ def _ordered(groups: dict[str, list[AlertView]], titles: dict[str, str]) -> dict
     return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
-def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: list[str],
-            public_base_url: str | None = None, now: datetime | None = None) -> Digest:
+def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: Sequence[Source],
+            public_base_url: str | None = None, now: datetime | None = None,
+            health_grace: timedelta = HEALTH_GRACE) -> Digest:
     """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since), ranked by score;
     none that an analyst dismissed or snoozed (:func:`alerts.views.deliverable`)."""
     digest = Digest(subscription=sub.name, timezone=sub.timezone, pattern_titles=titles,
@@ -103,7 +107,8 @@ def collect(session: Session, sub: Subscription, titles: dict[str, str], channel
     ids = [item.id for item in digest.items]
     digest.updated = set(session.scalars(select(AlertSend.alert_id).where(
         AlertSend.alert_id.in_(ids), AlertSend.subscription == sub.name, AlertSend.channel == channel)))
-    digest.health = crawl_health(session, sub.sources or sources)
+    watched = [source for source in sources if not sub.sources or source.id in sub.sources]
+    digest.health = crawl_health(session, watched, digest.created, health_grace)
     return digest
 
 

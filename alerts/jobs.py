@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alerts.channels import apprise_channel, is_machine, machine_body, send_apprise, write_atom
@@ -22,6 +22,7 @@ from alerts.views import deliverable, heads_query, load_views, matches
 from index.patterns import load_library
 from index.store import Store
 from loophole.config import ConfigError, Settings, Subscription
+from loophole.sources import Source, scheduled_sources
 
 log = logging.getLogger(__name__)
 FEED_SIZE = 100
@@ -49,20 +50,19 @@ def _titles(settings: Settings) -> dict[str, str]:
     return {p.id: p.title for p in load_library(settings.pattern_files).patterns}
 
 
-def _source_ids(settings: Settings) -> list[str]:
-    from loophole.sources import load_sources
-
+def _scheduled(settings: Settings) -> list[Source]:
     try:
-        return list(load_sources(settings.sources_file))
+        return scheduled_sources(settings)
     except ConfigError as exc:
         log.warning("crawl health without the source list: %s", exc)
         return []
 
 
 def collect_for(settings: Settings, store: Store, sub: Subscription, channel: str, now: datetime) -> Digest:
+    grace = timedelta(seconds=settings.scheduler.crawl_timeout_seconds)
     with store.session() as session:
-        return collect(session, sub, _titles(settings), channel, _source_ids(settings), settings.public_base_url,
-                       now)
+        return collect(session, sub, _titles(settings), channel, _scheduled(settings), settings.public_base_url,
+                       now, grace)
 
 
 def _email(settings: Settings, store: Store, sub: Subscription, now: datetime, out_dir: Path | None) -> ChannelResult:

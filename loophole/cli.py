@@ -214,10 +214,11 @@ def digest(send: Annotated[bool, typer.Option("--send", help="Deliver (SMTP, els
         typer.echo(preview_digest(settings))
         return
     try:
-        where, count = deliver_digest(settings, out)
+        report = deliver_digest(settings, out)
     except DeliveryError as exc:
         raise _fail(f"{exc}; alerts stay unsent", code=1) from exc
-    typer.echo(f"digest with {count} alerts -> {where}")
+    for line in report.lines() or ["no subscription has a channel: nothing delivered"]:
+        typer.echo(f"digest {line}")
 
 
 @app.command(name="eval")

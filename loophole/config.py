@@ -123,6 +123,9 @@ class SchedulerSettings(_Section):
     # A job's cross-process lock expires after this long, so a crashed process cannot block it forever.
     lock_ttl_seconds: int = Field(6 * 3600, ge=60)
     crawl_timeout_seconds: int = Field(4 * 3600, ge=60)
+    # Source ids crawled on their schedule and reported on in the digest's crawl health;
+    # unset: every source in sources_file not marked `scheduled: false` (the demo's own sites).
+    sources: list[str] | None = None
 
     @field_validator("timezone")
     @classmethod

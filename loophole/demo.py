@@ -23,6 +23,12 @@ def demo_jobs(settings: Settings, base_url: str) -> list[CrawlJob]:
     return [CrawlJob(source, base_url) for source in load_sources(settings.sources_file).values() if source.demo]
 
 
+def demo_settings(settings: Settings, jobs: list[CrawlJob]) -> Settings:
+    """The demo runs its own sources only; its digest's crawl health is about them and no other."""
+    scheduler = settings.scheduler.model_copy(update={"sources": [job.source.id for job in jobs]})
+    return settings.model_copy(update={"scheduler": scheduler})
+
+
 def summary_table(settings: Settings) -> Table:
     store = Store(settings.db_url)
     table = Table(title="Loophole Watch demo: documents and alerts")
@@ -40,7 +46,8 @@ def run_demo(settings: Settings, port: int = 0) -> None:
     console = Console()
     with serve_directory(DEMO_WEB, port=port) as base_url:
         console.print(f"mock web at {base_url}")
-        run_crawl(settings, demo_jobs(settings, base_url), DEMO_OVERRIDES)
+        jobs = demo_jobs(settings, base_url)
+        run_crawl(settings, jobs, DEMO_OVERRIDES)
     console.print(summary_table(settings))
-    where, count = deliver_digest(settings)
-    console.print(f"digest: {count} alerts -> {where}")
+    for line in deliver_digest(demo_settings(settings, jobs)).lines():
+        console.print(f"digest {line}", highlight=False)

@@ -157,11 +157,12 @@ def digest_trigger(sub: Subscription) -> CronTrigger:
 
 
 def desired_jobs(settings: Settings) -> list[JobSpec]:
-    """One crawl job per source (its `schedule`, else the default) and one digest job per subscription."""
-    from loophole.sources import load_sources
+    """One crawl job per source configured to run (its `schedule`, else the default) and one digest
+    job per subscription."""
+    from loophole.sources import scheduled_sources
 
     specs = []
-    for source in load_sources(settings.sources_file).values():
+    for source in scheduled_sources(settings):
         cron = source.schedule or settings.scheduler.default_crawl_schedule
         zone = ZoneInfo(source.timezone or settings.scheduler.timezone)   # the portal's own clock
         try:

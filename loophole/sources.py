@@ -7,6 +7,7 @@ and the field, so a typo in one source never silently drops it.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loophole.config import ConfigError, read_yaml_mapping, yaml_line
+from loophole.config import ConfigError, Settings, read_yaml_mapping, yaml_line
 
 SourceKind = Literal["procurement", "vendor", "marketplace", "reseller", "news"]
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
@@ -65,6 +66,7 @@ class Source(_Strict):
     politeness: Politeness = Politeness()
     options: dict[str, Any] = {}           # spider-specific settings (documented in each spider)
     demo: bool = False                     # part of the local mock web served by `loophole demo`
+    scheduled: bool = True                 # crawled on `schedule` by `loophole run` (see scheduled_sources)
     allow_private: bool = False            # may follow links to private/loopback addresses (tests, intranets)
 
     @field_validator("schedule")
@@ -89,6 +91,17 @@ class Source(_Strict):
         if not (self.start or self.search or self.seeds_file):
             raise ValueError("needs start paths, a search or a seeds_file")
         return self
+
+    def next_run_after(self, when: datetime) -> datetime | None:
+        """The schedule's first start after ``when`` (cron read in the source's time zone), in UTC."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            trigger = CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
+        except ValueError:
+            return None   # refused with the file and source named where the schedule is set up (loophole.service)
+        fire = trigger.get_next_fire_time(None, when)
+        return fire.astimezone(UTC) if fire is not None else None
 
     def domains_for(self, base_url: str) -> list[str]:
         """The configured domains plus the host actually crawled (a mirror or a test server)."""
@@ -130,6 +143,21 @@ def load_sources(path: Path) -> dict[str, Source]:
         if source.seeds_file and not (path.parent / source.seeds_file).is_file():
             raise ConfigError(f"{path}: source {source.id} field seeds_file: no such file {source.seeds_file}")
     return {source.id: source for source in parsed.sources}
+
+
+def scheduled_sources(settings: Settings) -> list[Source]:
+    """The sources this installation crawls on their schedule (``loophole run``) and whose health
+    the digest reports: ``scheduler.sources`` if set, else every source not marked ``scheduled:
+    false`` (the demo's own sites, which exist only on the mock web that ``loophole demo`` serves)."""
+    registry = load_sources(settings.sources_file)
+    chosen = settings.scheduler.sources
+    if chosen is None:
+        return [source for source in registry.values() if source.scheduled]
+    unknown = [name for name in chosen if name not in registry]
+    if unknown:
+        raise ConfigError(f"scheduler.sources: unknown source {', '.join(map(repr, unknown))}; "
+                          f"known: {', '.join(registry)}")
+    return [registry[name] for name in dict.fromkeys(chosen)]
 
 
 def seed_urls(sources_path: Path, source: Source) -> list[str]:

@@ -60,8 +60,9 @@ def test_digest_end_to_end_with_frozen_clock(home: Path, smtp: tuple[Inbox, int]
     add_alert(store, CCGP.replace("100", "300"), title="第二个公安局云算力采购公告", score=0.6, text="第二个公告。" * 30,
               fields={"project_no": "OTHER-1", "buyer": "沅州市公安局"})
     add_crawl_run(store, "ccgp")
-    add_crawl_run(store, "yuanjiang-portal", health="degraded", reason="block page: 频繁访问")
-    add_crawl_run(store, "demo-vendor", stats={"downloader/response_status_count/403": 4, "ingest/stored": 0})
+    add_crawl_run(store, "jsggzy", health="degraded", reason="block page: 频繁访问")
+    add_crawl_run(store, "ccgp-local", stats={"downloader/response_status_count/403": 4, "ingest/stored": 0})
+    add_crawl_run(store, "demo-vendor", stats={"downloader/response_status_count/403": 4})  # not scheduled
     store.close()
     with time_machine.travel(datetime(2026, 11, 20, 0, 0, 5, tzinfo=UTC), tick=False):
         run = run_digest(settings, "researchers")
@@ -76,9 +77,11 @@ def test_digest_end_to_end_with_frozen_clock(home: Path, smtp: tuple[Inbox, int]
         assert expected in html and expected in text, expected
     assert f'href="{CCGP}"' in html
     assert "3 new alerts in 2 patterns from 2 sources" in text
-    # one ok; the degraded and the empty source, and every configured source never crawled, need attention
-    assert re.search(r"crawl: 1 ok, \d+ need attention", text)
-    assert "demo-marketplace: never" in text
+    # Only the unhealthy sources of those configured to run, each with its reason and since when.
+    assert "crawl: 2 sources need attention" in text
+    assert re.search(r"jsggzy: blocked since 20\d\d-\d\d-\d\d \d\d:\d\d UTC - block page: 频繁访问", text)
+    assert "ccgp-local: failing since" in text and "lists answered only errors (HTTP 403 x4)" in text
+    assert "ccgp:" not in text and "demo-vendor" not in text and "never" not in text
     # The decisive sentence is highlighted in its context.
     assert "预算金额：860.00万元。<span style=\"background:#ffe88a" in html
     # Patterns in library order; within a pattern, best score first.

@@ -12,6 +12,7 @@ from alerts.dedup import assign_groups
 from alerts.digest import collect, render
 from index.store import Store
 from loophole.config import BrowserSettings, Settings, Subscription
+from loophole.sources import load_sources
 from tests.alerts_helpers import SENTENCE, add_alert, add_crawl_run
 
 pytestmark = [pytest.mark.browser,
@@ -34,8 +35,9 @@ def digest_html(settings: Settings) -> str:
     assign_groups(store)
     titles = {"gpu-cloud-rental": "GPU cloud rental", "police-us-tech-procurement": "Police buying US tech"}
     with store.session() as session:
+        sources = load_sources(settings.sources_file)
         digest = collect(session, Subscription(name="researchers", timezone="Asia/Shanghai"), titles, "email",
-                         ["ccgp", "yuanjiang-portal", "demo-marketplace"], "https://watch.example.org",
+                         [sources[name] for name in ("ccgp", "yuanjiang-portal")], "https://watch.example.org",
                          datetime(2026, 11, 20, 0, 0, tzinfo=UTC))
     store.close()
     return render(digest)[0]

@@ -144,7 +144,7 @@ def test_failed_send_keeps_the_alerts_for_the_next_run(
         deliver_digest(settings)
     working = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
     # A refused send is not an interrupted one: its claim is released and the next digest carries the alerts.
-    assert deliver_digest(working)[1] == 3
+    assert deliver_digest(working).count("email") == 3
     assert set().union(*_received(inbox).values()) == {0, 1, 2}
     assert len(inbox.messages) == 1
     store.close()
@@ -158,10 +158,10 @@ def test_ten_thousand_alert_digest_renders_and_sends(
     store = Store(settings.db_url)
     add_alerts(store, 0, 10_000)
     started = time.perf_counter()
-    where, count = deliver_digest(settings)
+    report = deliver_digest(settings)
     seconds = time.perf_counter() - started
     record_property("digest_10k_seconds", round(seconds, 2))
     print(f"\n10,000-alert digest: rendered and sent in {seconds:.2f} s, {len(inbox.messages[0]) / 1e6:.1f} MB")
-    assert count == 10_000 and where.startswith("smtp:")
+    assert report.count("email") == 10_000 and report.targets("email")[0].startswith("smtp:")
     assert set().union(*_received(inbox).values()) == set(range(10_000))
     store.close()

@@ -13,13 +13,16 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from parsel import Selector
 
-from loophole.config import SEEDS_DIR
+from alerts.health import crawl_health
+from index.store import Store
+from loophole.config import SEEDS_DIR, load_settings
 from loophole.sources import load_sources
 from tests.conftest import REAL_CORPUS, needs
 from tests.crawl_mirror import Mirror, documents, fast_config, loophole, minimal_pdf, serve_mirror
@@ -142,6 +145,14 @@ def test_second_run_fetches_nothing_new(crawled: tuple[Mirror, Path, Path, str])
     assert completed.returncode == 0, completed.stderr[-2000:]
     again = [target for _, target in mirror.log[before:] if target != "/robots.txt"]
     assert again == ["/cggg/zygg/index.htm"]  # the list, which holds only known notices: the walk stops
+    # A healthy run, not "returned nothing": the digest's crawl health leaves it out.
+    settings = load_settings(path=config, home=home)
+    store = Store(settings.db_url)
+    with store.session() as session:
+        health = crawl_health(session, [load_sources(settings.sources_file)["ccgp"]], datetime.now(UTC),
+                              timedelta(hours=4))
+    store.close()
+    assert health[0].ok and health[0].reason.startswith("nothing new: "), health
 
 
 def test_evidence_bundle_round_trips(crawled: tuple[Mirror, Path, Path, str], tmp_path: Path) -> None:

@@ -104,6 +104,10 @@ def test_rerun_fetches_but_stores_nothing_new(demo_run: tuple[Path, EmailMessage
     completed = subprocess.run([sys.executable, "-m", "loophole.cli", "demo", "--port", DEMO_PORT], cwd=ROOT, capture_output=True,
                                text=True, timeout=400, env=cli_env(home, LOOPHOLE_CONFIG=str(home / "config.yaml")))
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "digest: 0 alerts" in completed.stdout
+    assert "digest default/email: 0 alerts -> " in completed.stdout
     second = message_from_bytes(inbox.messages[-1], policy=policy.default)
+    assert isinstance(second, EmailMessage)
     assert "0 new alerts" in str(second["Subject"])
+    # The rerun found nothing new on any demo site: healthy crawls, so no "need attention" line;
+    # and the sources the demo does not run are not listed at all.
+    assert "need attention" not in _body(second, "plain") and "ccgp-search" not in _body(second, "plain")

@@ -43,8 +43,8 @@ def test_full_chain_on_postgresql(home: Path, pg_url: str, monkeypatch: pytest.M
     finally:
         monitor.close()
     expected_alerts = sum(len(p["patterns"]) for p in pages)
-    where, count = deliver_digest(settings)
-    assert count == expected_alerts and Path(where.removeprefix("file:")).exists()
+    report = deliver_digest(settings)
+    assert report.count("email") == expected_alerts and Path(report.targets("email")[0].removeprefix("file:")).exists()
     monitor = Monitor(settings)
     with monitor.store.session() as session:
         assert session.query(Document).count() == len(pages)
@@ -52,4 +52,4 @@ def test_full_chain_on_postgresql(home: Path, pg_url: str, monkeypatch: pytest.M
         assert len(alerts) == expected_alerts and all(a.sent_at is not None for a in alerts)
         assert all(a.reasons and a.history[0]["event"] == "created" for a in alerts)  # JSONB round-trips
     monitor.close()
-    assert deliver_digest(settings)[1] == 0  # nothing is sent twice
+    assert deliver_digest(settings).count("email") == 0  # nothing is sent twice

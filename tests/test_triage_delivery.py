@@ -9,6 +9,7 @@ snoozes are given through the command line, as an analyst would.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -141,3 +142,15 @@ def test_snooze_refuses_bad_input(channels: tuple[Settings, Inbox, list[dict[str
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
     _cli("alerts", "snooze", str(alert), "--clear")
+
+
+def test_digest_send_reports_every_channel(channels: tuple[Settings, Inbox, list[dict[str, Any]]]) -> None:
+    """Before: "digest with 0 alerts -> nowhere" after a webhook got them all (only email was counted)."""
+    settings, _, hooks = channels
+    _alerts(settings)
+    result = CliRunner().invoke(app, ["digest", "--send"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(r"digest team/email: 4 alerts -> smtp:127\.0\.0\.1:\d+", lines[0]), lines
+    assert lines[1].startswith("digest team/apprise: 4 alerts -> apprise:json:") and len(hooks) == 1
+    assert lines[2].startswith("digest team/atom: 4 alerts -> file:") and "nowhere" not in result.output
