@@ -159,24 +159,28 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see `loophole docs`).")] = None,
              out: Annotated[Path | None, typer.Option("--out", help="Bundle file to write (.zip).")] = None,
              verify: Annotated[Path | None, typer.Option("--verify", help="Check a bundle's hashes.")] = None,
+             manifest_sha256: Annotated[str | None, typer.Option(
+                 "--manifest-sha256", help="With --verify: the manifest hash printed when the bundle was written "
+                                           "(else it must be recorded in this store).")] = None,
              ) -> None:
-    """Write a verifiable evidence bundle for a document, or verify one."""
-    from loophole.evidence import EvidenceError, verify_bundle, write_bundle
+    """Write a verifiable evidence bundle (zip + WARC) for a document, or verify one."""
+    from loophole.evidence import EvidenceError, recorded_manifest, verify_bundle, write_bundle
 
     if verify is not None:
-        problems = verify_bundle(verify)
-        for problem in problems:
-            typer.echo(problem, err=True)
-        typer.echo(f"{verify}: {'FAILED' if problems else 'ok'}")
-        raise typer.Exit(1 if problems else 0)
+        settings = _settings()
+        settings.ensure_dirs()
+        result = verify_bundle(verify, lambda digest: recorded_manifest(settings, digest), manifest_sha256)
+        typer.echo(result.line())
+        raise typer.Exit(0 if result.ok else 1)
     if doc_id is None:
         raise _fail("give a document id (or --verify FILE)")
     target = out or Path(f"evidence-{doc_id}.zip")
     try:
-        manifest = write_bundle(_settings(), doc_id, target)
-    except EvidenceError as exc:
+        written = write_bundle(_settings(), doc_id, target)
+    except (EvidenceError, OSError) as exc:
         raise _fail(str(exc), code=1) from exc
-    typer.echo(f"{target}: {len(manifest['files'])} files, manifest.json lists their SHA-256")
+    typer.echo(f"{target}: {len(written.manifest['files'])} files (the captures also as WARC in capture.warc.gz); "
+               f"manifest SHA-256 {written.manifest_sha256}, recorded in the store: keep it with the bundle")
 
 
 @app.command()

@@ -3,12 +3,14 @@ screenshot, and the evidence bundle carries it."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from warcio.archiveiterator import ArchiveIterator
 
 from index.store import CrawlRun, Store
 from loophole.webserver import serve_directory
@@ -34,6 +36,12 @@ def test_rendered_notice_has_a_screenshot_in_its_evidence(tmp_path: Path) -> Non
         assert archive.read(shot["path"]).startswith(b"\x89PNG") and shot["render_mode"] == "screenshot"
         page = next(f for f in manifest["files"] if f["role"] == "page")
         assert page["render_mode"] == "browser"
+        # In the WARC file the rendered DOM is a resource record (not dressed as the server's response).
+        records = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI"))
+                   for r in ArchiveIterator(io.BytesIO(archive.read("capture.warc.gz")))]
+        assert records[1] == ("resource", page["url"]) and records[2][0] == "resource"
+        assert records[2][1] == f"urn:loophole-watch:screenshot:{shot['url']}"
+    assert loophole(["evidence", "--verify", str(bundle)], home, config).returncode == 0
 
 
 def test_notices_share_a_few_browser_pages(tmp_path: Path) -> None:
