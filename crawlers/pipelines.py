@@ -34,6 +34,7 @@ class IngestPipeline:
 
     def open_spider(self) -> None:
         self.monitor = shared_monitor(self._settings())
+        self.monitor.check_patterns()   # a bad pattern file stops the crawl here, named, before any download
         warm_up()  # before the first download, so a slow first extraction cannot stall it
 
     def process_item(self, item: PageItem) -> PageItem:

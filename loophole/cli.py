@@ -74,6 +74,11 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
 
     settings = _settings()
     monitor = Monitor(settings)
+    try:
+        monitor.check_patterns()
+    except ConfigError as exc:
+        monitor.close()
+        raise _fail(str(exc)) from exc
     files = list(_page_files(paths))
     pages = (RawPage(url=url, body=file.read_bytes(), source="local") for file, url in files)
     counts: dict[str, int] = {}

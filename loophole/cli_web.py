@@ -117,9 +117,16 @@ def search(query: Annotated[str, typer.Argument(help="Any language; matches acro
     from index.search import SearchFilters, engine_for
     from loophole.pipeline import Monitor
 
+    filters = SearchFilters(source, kind, lang, since, until, pattern, entity, buyer, min_amount, max_amount)
+    if not query.strip() and not filters.active():
+        typer.echo("error: give a query, or a filter (--source, --kind, --pattern, ...) to list documents "
+                   "newest first", err=True)
+        raise typer.Exit(2)
+    if limit < 1 or page < 1:
+        typer.echo("error: --limit and --page start at 1", err=True)
+        raise typer.Exit(2)
     monitor = Monitor(_settings())
     engine = engine_for(monitor.settings, monitor.store, monitor.vectors)
-    filters = SearchFilters(source, kind, lang, since, until, pattern, entity, buyer, min_amount, max_amount)
     results = engine.search(query, filters, page=page, per_page=limit)
     if as_json:
         typer.echo(json.dumps([r.as_dict(results.terms) for r in results.results], ensure_ascii=False, indent=2))

@@ -124,6 +124,7 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
         settings = base.model_copy(update={"home": Path(tmp), "database_url": None,
                                            "calibration_file": calibration})
         monitor = Monitor(settings, extra_patterns)
+        monitor.check_patterns()
         iterator: Iterable[Label] = labels
         if progress:
             from tqdm import tqdm

@@ -8,6 +8,7 @@ directory. Crawler pipelines, ``loophole ingest`` and ``loophole eval`` all go t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -25,11 +26,11 @@ from index.detect import Detector, PatternScore
 from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
 from index.feedback import learned_examples
-from index.patterns import PatternLibrary, load_library
+from index.patterns import PatternLibrary, load_library, load_pattern_file
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
 from index.vectors import ModelMismatch, VectorIndex
-from loophole.config import Settings
+from loophole.config import ConfigError, Settings
 from loophole.workers import Prepared, WorkerPool, embed_page, in_order, prepare
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,26 @@ class IngestResult:
     flagged: list[str] = field(default_factory=list)
 
 
+# The document's language is a pseudo entity type (index.detect: ``lang:zh``, ``lang:zh-hant``).
+_LANG_TYPE = re.compile(r"^lang:[a-z]{2,3}(-[a-z0-9]+)*$")
+
+
+def check_entity_types(pattern_files: Iterable[Path], watchlist: Watchlist, watchlist_file: Path) -> None:
+    """Refuse a pattern whose ``requires`` or ``cues`` name an entity type the watchlist does not
+    have: such a condition can never be met, so the pattern would silently never fire."""
+    known = {entity.type for entity in watchlist.entities}
+    for path in pattern_files:
+        for pattern in load_pattern_file(Path(path)).patterns:
+            for field_name in ("requires", "cues"):
+                for group in getattr(pattern, field_name):
+                    unknown = [t for t in group if t not in known and not _LANG_TYPE.match(t)]
+                    if unknown:
+                        raise ConfigError(
+                            f"{path}: pattern {pattern.id!r}: {field_name} names unknown entity type "
+                            f"{unknown[0]!r}, which {watchlist_file} does not define; known types: "
+                            f"{', '.join(sorted(known))}, or lang:<code> such as lang:zh")
+
+
 class Monitor:
     def __init__(self, settings: Settings, extra_pattern_files: list[Path] | None = None) -> None:
         settings.ensure_dirs()
@@ -72,7 +93,15 @@ class Monitor:
 
     @cached_property
     def library(self) -> PatternLibrary:
-        return load_library(self.pattern_files)
+        """The pattern files, checked against the watchlist: read once, before any page is scored."""
+        library = load_library(self.pattern_files)
+        check_entity_types(self.pattern_files, self.watchlist, self.settings.watchlist_file)
+        return library
+
+    def check_patterns(self) -> PatternLibrary:
+        """Load and check the pattern files now (a file the watchlist cannot satisfy raises ConfigError),
+        so a command fails before its first page rather than at it."""
+        return self.library
 
     @cached_property
     def watchlist(self) -> Watchlist:

@@ -17,6 +17,9 @@ def api_search(request: Request, _user: Reader, filters: Filters,
                q: Annotated[str, Query(max_length=2000)] = "",
                page: Annotated[int, Query(ge=1, le=1000)] = 1,
                per_page: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+    if not q.strip() and not filters.active():
+        raise HTTPException(422, "give q, or a filter (source, kind, lang, pattern, ...) to list documents "
+                                 "newest first")
     return state(request).engine().search(q, filters, page, per_page).as_dict()
 
 

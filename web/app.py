@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import jinja2
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -157,7 +158,23 @@ def current_user(request: Request) -> Principal | None:
     return authenticate(state(request).store, token)
 
 
-def reader(request: Request) -> Principal:
+# Declares the scheme in the OpenAPI document (components.securitySchemes, and each API operation's
+# security); the token itself is read by _token, from the header or the browser's cookie.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearerAuth",
+                    description="A token from `loophole users add NAME --role viewer|analyst|admin`.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def unauthorized(request: Request) -> HTTPException:
+    """401, saying whether the token was missing or is not one we issued (RFC 6750's invalid_token)."""
+    token, _ = _token(request)
+    if token:
+        return HTTPException(401, "the token is not valid: unknown, removed or mistyped",
+                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return HTTPException(401, "a token is required (Authorization: Bearer ...)", headers={"WWW-Authenticate": "Bearer"})
+
+
+def reader(request: Request, _credentials: Credentials) -> Principal:
     """Anyone with a token; with auth off (loopback only), anyone."""
     user = current_user(request)
     if user is not None:
@@ -165,16 +182,15 @@ def reader(request: Request) -> Principal:
     if not state(request).auth:
         return ANONYMOUS
     if request.url.path.startswith("/api/"):
-        raise HTTPException(401, "a token is required (Authorization: Bearer ...)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise unauthorized(request)
     raise LoginRequired()
 
 
-def analyst(request: Request) -> Principal:
+def analyst(request: Request, _credentials: Credentials) -> Principal:
     """A signed-in analyst or admin; browser (cookie) requests must also be same-origin."""
     user = current_user(request)
     if user is None:
-        raise HTTPException(401, "a token is required", headers={"WWW-Authenticate": "Bearer"})
+        raise unauthorized(request)
     if not user.can("analyst"):
         raise HTTPException(403, "triage needs the analyst role")
     _, from_cookie = _token(request)
