@@ -271,13 +271,39 @@ class ReliableScheduler(Scheduler):
             self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
+    def _can_start(self) -> int:
+        """How many requests to take from the shared queue now: what this worker's downloader can
+        start at once, not what it can hold.
+
+        Scrapy asks the scheduler for requests until the downloader holds CONCURRENT_REQUESTS (16).
+        Behind a download delay (the polite default, or AutoThrottle's) they wait in the host's slot,
+        one leaving per delay, out of every other worker's reach: on a small site the worker that
+        parsed the list held all its notices and a second worker got no work at all. So a slot with
+        a delay takes one request when none is waiting in it; a slot without one (a mirror, a
+        loopback test) may hold twice its concurrency, which it starts within moments.
+        """
+        downloader = getattr(self.crawler.engine, "downloader", None)
+        slots = list(getattr(downloader, "slots", {}).values())
+        if not slots:
+            return 1   # the first request opens the host's slot
+        room = 0
+        for slot in slots:
+            if slot.download_delay():
+                room += 0 if slot.queue else 1
+            else:
+                room += max(0, 2 * slot.concurrency - len(slot.active))
+        return min(POP_BATCH, room)
+
     def next_request(self) -> Request | None:
         self._acknowledge()
         if self.draining:
             return None
         if not self._taken:
+            wanted = self._can_start()
+            if not wanted:
+                return None
             self._taken = list(reversed(self._pop(keys=[self.keys.queue, self.keys.inflight, self.keys.owners],
-                                                  args=[self.worker, POP_BATCH])))
+                                                  args=[self.worker, wanted])))
         if not self._taken:
             self._requeue()
             return None

@@ -181,3 +181,72 @@ def test_queueing_a_request_does_not_open_the_store(home: Path) -> None:
     spider.list_request(spider.url("/cggg/zygg/index.htm")).to_dict(spider=spider)
     assert spider._store is None
     assert not list(home.rglob("*.db*"))
+
+
+SMALL_DETAILS = 12
+
+
+class _SmallSite(BaseHTTPRequestHandler):
+    """One list of 12 notices; the list is held back until both workers are up (``release``)."""
+
+    counts: Counter[str]
+    lock: threading.Lock
+    release: threading.Event
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        with self.lock:
+            self.counts[self.path] += 1
+        if self.path == "/list.html":
+            self.release.wait(60)
+            links = "".join(f'<li><a href="/p/{m}.html">公告 {m}</a></li>' for m in range(SMALL_DETAILS))
+            body = f"<html><head><title>列表</title></head><body><ul>{links}</ul></body></html>"
+        else:
+            body = f"<html><head><title>{self.path}</title></head><body><h1>公告</h1><p>{NOTICE}</p></body></html>"
+        data = body.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_second_worker_gets_work_on_a_small_site(tmp_path: Path, redis_prefix: str) -> None:
+    """Before: the worker that parsed the list took every notice on it into its own downloader queue,
+    to be fetched one per download delay, and the second worker waited idle for the whole crawl."""
+    counts: Counter[str] = Counter()
+    release = threading.Event()
+    handler = type("Handler", (_SmallSite,), {"counts": counts, "lock": threading.Lock(), "release": release})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    sources = {"sources": [{"id": SOURCE, "kind": "vendor", "spider": "site", "base_url": "http://small.invalid",
+                            "start": ["/list.html"], "follow": ["/p/"]}]}
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(sources), encoding="utf-8")
+    config = {"sources_file": str(tmp_path / "sources.yaml"),
+              "crawl": {"frontier": "redis", "redis_url": REDIS_URL, "frontier_prefix": redis_prefix,
+                        "download_delay": 0.4, "obey_robots": False}}   # polite: one request at a time per host
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = cli_env(tmp_path / "home", LOOPHOLE_CONFIG=str(tmp_path / "config.yaml"), PYTHONPATH=str(ROOT))
+    client = redis.Redis.from_url(REDIS_URL)
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    with serving(server, "small-site"):
+        base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        workers = [start_worker(env, base_url, log) for log in logs]
+        try:
+            wait_for(lambda: len(list(client.scan_iter(match=f"{redis_prefix}:{SOURCE}:alive:*"))) == 2, timeout=90)
+            release.set()
+            for worker, log in zip(workers, logs, strict=True):
+                assert worker.wait(timeout=120) == 0, log.read_text()[-3000:]
+        finally:
+            release.set()
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+    client.close()
+    assert sum(counts.values()) == SMALL_DETAILS + 1 and max(counts.values()) == 1   # each page once
+    shares = sorted(dequeued(log) for log in logs)
+    assert sum(shares) == SMALL_DETAILS + 1
+    assert shares[0] >= SMALL_DETAILS // 4, shares   # both took part (each about half)
