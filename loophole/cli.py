@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loophole import cli_alerts, cli_web
-from loophole.config import ConfigError, Settings, load_settings
+from loophole.config import MAX_ROW_ID, ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -23,12 +23,20 @@ console = Console(stderr=True)
 PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
 
 
+
+
 def _settings() -> Settings:
+    """The settings, with the data directory in place (every command may open the store)."""
     try:
-        return load_settings()
+        settings = load_settings()
+        settings.ensure_dirs()
     except ConfigError as exc:
         typer.echo(f"configuration error\n{exc}", err=True)
         raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"error: the data directory cannot be used: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    return settings
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -161,7 +169,8 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command()
-def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see `loophole docs`).")] = None,
+def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see `loophole docs`).", min=1,
+                                                         max=MAX_ROW_ID)] = None,
              out: Annotated[Path | None, typer.Option("--out", help="Bundle file to write (.zip).")] = None,
              verify: Annotated[Path | None, typer.Option("--verify", help="Check a bundle's hashes.")] = None,
              manifest_sha256: Annotated[str | None, typer.Option(
@@ -224,7 +233,7 @@ def digest(send: Annotated[bool, typer.Option("--send", help="Deliver (SMTP, els
         return
     try:
         report = deliver_digest(settings, out)
-    except DeliveryError as exc:
+    except (DeliveryError, OSError) as exc:
         raise _fail(f"{exc}; alerts stay unsent", code=1) from exc
     for line in report.lines() or ["no subscription has a channel: nothing delivered"]:
         typer.echo(f"digest {line}")
@@ -267,7 +276,7 @@ def _print_eval(result: dict, wrong: list) -> None:
 
 
 @app.command()
-def feedback(doc_id: Annotated[int, typer.Argument(help="Document id (see `loophole docs`).")],
+def feedback(doc_id: Annotated[int, typer.Argument(help="Document id (see `loophole docs`).", min=1, max=MAX_ROW_ID)],
              confirm: Annotated[bool, typer.Option("--confirm", help="The page is evidence.")] = False,
              dismiss: Annotated[bool, typer.Option("--dismiss", help="The page is not evidence.")] = False,
              pattern: Annotated[str | None, typer.Option("--pattern", help="Only this pattern.")] = None,

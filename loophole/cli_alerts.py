@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from loophole.config import Settings
+from loophole.config import MAX_ROW_ID, Settings
 
 alerts_app = typer.Typer(help="Machine-readable alerts and their history.", no_args_is_help=True)
 
@@ -68,7 +68,8 @@ def export(fmt: Annotated[str, typer.Option("--format", help="json, jsonl or csv
 
 
 @alerts_app.command("history")
-def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any member of a group).")]) -> None:
+def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any member of a group).", min=1,
+                                                         max=MAX_ROW_ID)]) -> None:
     """Everything that happened to one alert group: created, updated, sent where and when, feedback."""
     from sqlalchemy import select
 
@@ -88,7 +89,8 @@ def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any 
 
 
 @alerts_app.command("snooze")
-def snooze_cmd(alert_id: Annotated[int, typer.Argument(help="An alert id (any member of a group).")],
+def snooze_cmd(alert_id: Annotated[int, typer.Argument(help="An alert id (any member of a group).", min=1,
+                                                       max=MAX_ROW_ID)],
                until: Annotated[str | None, typer.Option("--until", help="A date or ISO time (UTC unless given).")]
                = None,
                days: Annotated[float | None, typer.Option("--days", min=0.001, max=3650, help="From now.")] = None,

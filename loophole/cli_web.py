@@ -31,7 +31,7 @@ def _settings() -> Settings:
 
 
 def serve(host: Annotated[str | None, typer.Option(help="Address to bind (default: web.host, 127.0.0.1).")] = None,
-          port: Annotated[int | None, typer.Option(help="Port (default: web.port).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default: web.port).", min=1, max=65535)] = None,
           no_auth: Annotated[bool, typer.Option("--no-auth", help="Read without a token (loopback only).")] = False,
           ) -> None:
     """Serve the web app and JSON API (OpenAPI at /api/openapi.json)."""
@@ -100,8 +100,8 @@ def users_remove(name: Annotated[str, typer.Argument()]) -> None:
 
 
 def search(query: Annotated[str, typer.Argument(help="Any language; matches across Chinese and English.")],
-           limit: Annotated[int, typer.Option(help="Documents per page.")] = 10,
-           page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+           limit: Annotated[int, typer.Option(help="Documents per page.", min=1, max=100)] = 10,
+           page: Annotated[int, typer.Option(help="Page number, from 1.", min=1, max=100_000)] = 1,
            source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
            kind: Annotated[str | None, typer.Option(help="Only this document kind.")] = None,
            lang: Annotated[str | None, typer.Option(help="Only this language (zh, en).")] = None,
@@ -121,9 +121,6 @@ def search(query: Annotated[str, typer.Argument(help="Any language; matches acro
     if not query.strip() and not filters.active():
         typer.echo("error: give a query, or a filter (--source, --kind, --pattern, ...) to list documents "
                    "newest first", err=True)
-        raise typer.Exit(2)
-    if limit < 1 or page < 1:
-        typer.echo("error: --limit and --page start at 1", err=True)
         raise typer.Exit(2)
     monitor = Monitor(_settings())
     engine = engine_for(monitor.settings, monitor.store, monitor.vectors)

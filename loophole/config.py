@@ -22,6 +22,11 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 DEFAULT_HOME = Path.home() / ".loophole"
 
 
+# Row ids are signed 64-bit on SQLite and PostgreSQL: a larger id from a user is bad input, refused
+# where it comes in (command line, API), not an OverflowError deep in the database driver.
+MAX_ROW_ID = 2**63 - 1
+
+
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and field."""
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from web import data
-from web.app import Analyst, Feedback, Filters, Reader, feedback, parse_since, state
+from web.app import Analyst, Feedback, Filters, Reader, RowId, feedback, parse_since, state
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -24,7 +24,7 @@ def api_search(request: Request, _user: Reader, filters: Filters,
 
 
 @router.get("/documents/{doc_id}", summary="A document with fields, entities, pattern scores and alerts")
-def api_document(request: Request, doc_id: int, _user: Reader) -> dict[str, Any]:
+def api_document(request: Request, doc_id: RowId, _user: Reader) -> dict[str, Any]:
     web = state(request)
     view = data.document_view(web.store, web.engine(), web.library, doc_id)
     if view is None:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -34,7 +35,7 @@ from index.feedback import record_feedback
 from index.patterns import PatternLibrary, load_library
 from index.search import SearchEngine, SearchFilters, engine_for
 from index.store import Store
-from loophole.config import Settings
+from loophole.config import MAX_ROW_ID, Settings
 from loophole.sources import load_sources
 from web import data
 from web.auth import ANONYMOUS, Principal, authenticate, csrf_token, is_loopback
@@ -92,10 +93,14 @@ class WebState:
         return engine
 
 
+# A row id in a path: at most what the database can hold (a larger one is a 422, not a 500).
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
+
+
 class Feedback(BaseModel):
-    doc_id: int
+    doc_id: int = Field(ge=1, le=MAX_ROW_ID)
     verdict: Literal["confirm", "dismiss"]
-    pattern_id: str | None = None
+    pattern_id: str | None = Field(None, max_length=64)
     note: str = Field("", max_length=4000)
 
 
@@ -286,4 +291,4 @@ def sources_of(web: WebState) -> list[data.SourceRow]:
     return data.source_rows(web.store, load_sources(web.settings.sources_file))
 
 
-__all__ = ["Analyst", "Filters", "Form", "PlainTextResponse", "Reader", "create_app", "render", "state"]
+__all__ = ["Analyst", "Filters", "RowId", "Form", "PlainTextResponse", "Reader", "create_app", "render", "state"]

@@ -14,6 +14,7 @@ from web.app import (
     Feedback,
     Filters,
     Reader,
+    RowId,
     check_csrf,
     check_same_origin,
     feedback,
@@ -48,7 +49,7 @@ def _query_args(request: Request) -> list[tuple[str, str]]:
 
 
 @router.get("/documents/{doc_id}")
-def document_page(request: Request, doc_id: int, _user: Reader) -> HTMLResponse:
+def document_page(request: Request, doc_id: RowId, _user: Reader) -> HTMLResponse:
     web = state(request)
     view = data.document_view(web.store, web.engine(), web.library, doc_id)
     if view is None:
@@ -57,7 +58,7 @@ def document_page(request: Request, doc_id: int, _user: Reader) -> HTMLResponse:
 
 
 @router.get("/documents/{doc_id}/saved")
-def saved_copy(request: Request, doc_id: int, _user: Reader) -> PlainTextResponse:
+def saved_copy(request: Request, doc_id: RowId, _user: Reader) -> PlainTextResponse:
     """The fetched bytes as plain text in a sandbox: readable, never rendered or run."""
     web = state(request)
     view = data.document_view(web.store, None, web.library, doc_id)
@@ -80,7 +81,7 @@ def alerts_page(request: Request, _user: Reader, status: str = "new", pattern: s
 
 
 @router.post("/alerts/{alert_id}/triage")
-def triage(request: Request, alert_id: int, user: Analyst, verdict: Annotated[str, Form()],
+def triage(request: Request, alert_id: RowId, user: Analyst, verdict: Annotated[str, Form()],
            csrf: Annotated[str, Form()] = "", note: Annotated[str, Form(max_length=4000)] = "",
            back: Annotated[str, Form()] = "/alerts") -> Response:
     check_csrf(request, user, csrf)
