@@ -25,11 +25,13 @@ PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
 
 
 
-def _settings() -> Settings:
-    """The settings, with the data directory in place (every command may open the store)."""
+def _settings(create: bool = True) -> Settings:
+    """The settings, with the data directory in place (every command may open the store) unless
+    ``create`` is false (``eval`` works in a temporary one and must leave the user's untouched)."""
     try:
         settings = load_settings()
-        settings.ensure_dirs()
+        if create:
+            settings.ensure_dirs()
     except ConfigError as exc:
         typer.echo(f"configuration error\n{exc}", err=True)
         raise typer.Exit(2) from exc
@@ -248,7 +250,7 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
     from loophole.evaluate import evaluate, misclassified
 
     try:
-        result, outcomes = evaluate(folder, _settings(), patterns or [], progress=not as_json)
+        result, outcomes = evaluate(folder, _settings(create=False), patterns or [], progress=not as_json)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     if as_json:
