@@ -133,14 +133,21 @@ def _print_crawl_table(stats: list[dict]) -> None:
 
 
 @app.command()
-def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            coverage: Annotated[bool, typer.Option(
+                "--coverage", help="Per province: the sources that cover it and when each last ran.")] = False,
+            ) -> None:
     """List the configured sources."""
     from loophole.sources import load_sources
 
+    settings = _settings()
     try:
-        registry = load_sources(_settings().sources_file)
+        registry = load_sources(settings.sources_file)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
+    if coverage:
+        _print_coverage(settings, list(registry.values()), as_json)
+        return
     if as_json:
         typer.echo(json.dumps([src.model_dump() for src in registry.values()], ensure_ascii=False, indent=2))
         return
@@ -153,6 +160,27 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         table.add_row(src.id, src.kind, src.spider, "yes" if src.browser else "no",
                       f"{src.schedule} ({src.timezone})", entry, src.base_url)
     Console().print(table)
+
+
+def _print_coverage(settings: Settings, registry: list, as_json: bool) -> None:
+    from index.store import Store
+    from loophole.coverage import coverage, describe, last_runs
+
+    settings.ensure_dirs()
+    store = Store(settings.db_url)
+    try:
+        rows = coverage(registry, last_runs(store, registry))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="Coverage by province (last run in UTC)")
+    table.add_column("province")
+    table.add_column("sources")
+    for row in rows:
+        table.add_row(row["province"], "; ".join(describe(entry) for entry in row["sources"]) or "none")
+    Console(width=200).print(table)
 
 
 @app.command()
