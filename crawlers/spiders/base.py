@@ -211,6 +211,18 @@ class SourceSpider(scrapy.Spider):
     def render_meta(self) -> dict[str, Any]:
         return {"playwright": True} if self.source.browser else {}
 
+    # -- blocks --------------------------------------------------------------------------
+
+    def api_block_reason(self, response: Response) -> str | None:
+        """Why a JSON API answer is a block page in disguise (a captcha or "too frequent" code),
+        or None. The block middleware cannot read an API's codes, so it asks the spider."""
+        return None
+
+    def host_blocked(self, request: scrapy.Request, reason: str) -> bool:
+        """A block page came for ``request``. True when the spider backs off that one host (a
+        discovered seller); False lets the source's own back-off apply."""
+        return False
+
     # -- items ---------------------------------------------------------------------------
 
     def page_item(self, response: Response, selectors: dict[str, str] | None = None,
@@ -267,6 +279,15 @@ class SourceSpider(scrapy.Spider):
         self.crawler.stats.inc_value("attachments/failed")
         meta["item"]["attachments"].append({"url": request.url, "name": meta["name"], "error": error})
         yield self._next_attachment(meta["item"], meta["pending"])
+
+
+def as_count(value: Any) -> int:
+    """A list API's total or page count; 0 when it is not a count (a hostile 10,000-digit string or
+    an infinite float would otherwise raise in the middle of a list walk)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def last_crawl_finished(store: Store, source_id: str) -> datetime | None:

@@ -11,7 +11,8 @@ Details come in two templates (vF_ and vT_ classes); the 公告概要 table and 
 attachments are ``a.bizDownload`` links whose id is a uuid for the download service.
 
 Options (sources.yaml ``options``): ``attachment_url`` (``{uuid}`` template), ``search_url``,
-``max_pages`` (per channel walk).
+``max_pages`` (per channel walk), ``all_channels`` (``zygg`` or ``dfgg``: walk every channel's list
+under that scope, besides the start paths).
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ class CcgpSpider(SourceSpider):
     search_links = "ul.vT-srch-result-list-bid li > a::attr(href)"
 
     # -- channel lists ---------------------------------------------------------------------
+
+    def start_urls_for_source(self) -> Iterable[str]:
+        """The configured start paths, then, with ``all_channels: <scope>``, the list of every channel
+        CCGP publishes under that scope (``CHANNEL_TYPES``): a channel nobody listed is walked too."""
+        yield from super().start_urls_for_source()
+        scope = self.source.options.get("all_channels")
+        if scope:
+            yield from (self.url(f"/cggg/{scope}/{folder}/index.htm") for folder in CHANNEL_TYPES)
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
         """One list page: its unseen notices, then the next page unless this one held a notice that
