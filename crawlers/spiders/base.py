@@ -62,7 +62,7 @@ class SourceSpider(scrapy.Spider):
         self.source: Source = load_sources(self.config.sources_file)[self.source_id]
         self.mirror = base_url is not None
         self.base_url = (base_url or self.source.base_url).rstrip("/")
-        self.allowed_domains = self.source.domains_for(self.base_url)
+        self.allowed_domains = self._domains()
         self.limit = int(limit) if limit else None
         self.expected = 0
         self.requested = 0
@@ -75,6 +75,13 @@ class SourceSpider(scrapy.Spider):
     def settings_obj(self) -> Settings:
         configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
         return configured if isinstance(configured, Settings) else self.config
+
+    def _domains(self) -> list[str]:
+        """The source's domains, the crawled host and the hosts of its seed URLs (a reseller list
+        names pages on many sites; without them the offsite check would drop every seed)."""
+        seeds = {urlsplit(url).hostname for url in seed_urls(self.config.sources_file, self.source)}
+        extra = set() if self.mirror else {host.lower() for host in seeds if host}
+        return sorted({*self.source.domains_for(self.base_url), *extra})
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))
