@@ -38,12 +38,19 @@ def value_at(data: Any, path: str) -> Any:
 def date_text(value: Any) -> str:
     """Epoch milliseconds (or seconds) as ``YYYY-MM-DD HH:MM`` in UTC+8; a string as it is."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value or "")
+        return value if isinstance(value, str) else ""
     seconds = value / 1000 if value > 1e11 else value
     try:
         return datetime.fromtimestamp(seconds, UTC).astimezone(_PORTAL_ZONE).strftime("%Y-%m-%d %H:%M")
     except (OverflowError, OSError, ValueError):
         return ""
+
+
+def _string(value: Any) -> str:
+    """A text field's value; a number is its digits, anything else (a list, an object) nothing."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
 def json_page(body: bytes, selectors: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -53,10 +60,11 @@ def json_page(body: bytes, selectors: dict[str, str]) -> tuple[str, dict[str, st
     except ValueError as exc:
         raise UnusableContent("not a JSON document (the spider named JSON paths)") from exc
     found = {name: value_at(data, path) for name, path in selectors.items() if str(path).startswith(JSON_PREFIX)}
-    title = escape(str(found.get("title") or ""))
-    if not title and not found.get("body"):
+    title = escape(_string(found.get("title")))
+    notice = _string(found.get("body"))   # the notice's own HTML: parsed like any page, never rendered as is
+    if not title and not notice:
         raise UnusableContent("JSON document without the named title or body")
     html = (f"<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>"
             f"<h1 class=\"json-title\">{title}</h1><p class=\"json-date\">{escape(date_text(found.get('date')))}</p>"
-            f"<div class=\"json-body\">{found.get('body') or ''}</div></body></html>")
+            f"<div class=\"json-body\">{notice}</div></body></html>")
     return html, dict(_LAYOUT)

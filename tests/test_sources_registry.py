@@ -12,7 +12,7 @@ import pytest
 
 from crawlers.spiders.registry import SPIDERS, spider_class
 from loophole.config import SEEDS_DIR, ConfigError
-from loophole.sources import PROVINCES, load_sources
+from loophole.sources import PROVINCES, load_sources, seed_urls
 from tests.conftest import ROOT, cli_env
 
 SHIPPED = SEEDS_DIR / "sources.yaml"
@@ -35,7 +35,7 @@ def test_every_province_is_covered_by_at_least_two_shipped_sources() -> None:
     sources = list(load_sources(SHIPPED).values())
     for province in PROVINCES:
         covering = [s.id for s in sources if s.covers(province)]
-        assert len(covering) >= 2 and "ggzy" in covering and "ccgp-local" in covering, province
+        assert len(covering) >= 3 and "ggzy" in covering and "ccgp-local" in covering, province
     assert [s.id for s in sources if s.covers("江苏")] == ["ccgp-local", "ccgp-search", "ggzy", "jsggzy"]
 
 
@@ -93,3 +93,12 @@ def test_scrapy_list_and_loophole_sources_show_every_source(tmp_path: Path) -> N
     assert shown.returncode == 0, shown.stderr
     rows = {row["id"]: row for row in json.loads(shown.stdout)}
     assert set(rows) == ids and rows["ccgp"]["timezone"] == "Asia/Shanghai"
+
+
+def test_reseller_seed_hosts_are_allowed_to_the_spider(home: Path) -> None:
+    """The seeds name pages on many sites; the offsite check must not drop them."""
+    source = load_sources(SHIPPED)["resellers"]
+    seeds = seed_urls(SHIPPED, source)
+    assert len(seeds) >= 10 and all(url.startswith(("http://", "https://")) for url in seeds)
+    spider = spider_class(source)()
+    assert {"docs.idatariver.com", "www.openai-proxy.com", "example.invalid"} <= set(spider.allowed_domains)
