@@ -10,11 +10,12 @@ many searches collapse onto one row per site; a Telegram channel's public previe
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import func, select
 
@@ -47,6 +48,38 @@ def page_url(url: str, key: str) -> str:
     if key.startswith("t.me/"):
         return f"https://t.me/s/{key.removeprefix('t.me/')}"
     return url.split("#")[0]
+
+
+def searxng_query(term: str, page: int, settings: DiscoverySettings) -> str:
+    """``/search?q=...&format=json&pageno=N`` with the configured language, time range and engines
+    (SearXNG's search API: GET ``/search``; ``format=json`` must be enabled on the instance)."""
+    params = {"q": term, "format": "json", "pageno": page, "language": settings.language,
+              "time_range": settings.time_range, "engines": ",".join(settings.engines)}
+    return "/search?" + urlencode({key: value for key, value in params.items() if value not in ("", None)})
+
+
+@dataclass
+class SearchAnswer:
+    """What a SearXNG JSON answer says: ``results[].url`` and ``unresponsive_engines`` as
+    "engine: reason" (an engine that hit a captcha or timed out)."""
+
+    urls: list[str] = field(default_factory=list)
+    unresponsive: list[str] = field(default_factory=list)
+
+
+def read_searxng(text: str) -> SearchAnswer:
+    """The answer's result URLs and silent engines; raises ValueError when it is no SearXNG answer."""
+    try:
+        answer = json.loads(text)
+        results = answer.get("results") or []
+        engines = answer.get("unresponsive_engines") or []
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"not a SearXNG JSON answer: {exc}") from exc
+    if not isinstance(results, list) or not isinstance(engines, list):
+        raise ValueError("not a SearXNG JSON answer: results or unresponsive_engines is not a list")
+    urls = [str(r["url"]) for r in results if isinstance(r, dict) and isinstance(r.get("url"), str)]
+    silent = [": ".join(map(str, engine)) for engine in engines if isinstance(engine, list)]
+    return SearchAnswer(urls, silent)
 
 
 @dataclass(frozen=True)

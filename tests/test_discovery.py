@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from crawlers.discovery import host_key, page_url
+from crawlers.discovery import host_key, page_url, read_searxng, searxng_query
 from index.store import Alert, CrawlRun, DiscoveredHost, Document, Store
+from loophole.config import DiscoverySettings
 from tests.crawl_mirror import Mirror, documents, loophole, serve_mirror
 
 SOURCES = """
@@ -195,3 +196,34 @@ def test_host_keys(url: str, key: str | None) -> None:
 
 def test_a_telegram_channel_is_read_through_its_public_preview() -> None:
     assert page_url("https://t.me/gpt_accounts_cn/123", "t.me/gpt_accounts_cn") == "https://t.me/s/gpt_accounts_cn"
+
+
+def test_searxng_answers_are_read_and_hostile_ones_refused() -> None:
+    answer = read_searxng(json.dumps({"results": [{"url": "https://a.example/1"}, {"url": 5}, "x", {"title": "t"}],
+                                      "unresponsive_engines": [["google", "CAPTCHA"], "bad"]}))
+    assert answer.urls == ["https://a.example/1"] and answer.unresponsive == ["google: CAPTCHA"]
+    assert read_searxng('{"query": "x"}').urls == []
+    for hostile in ("<html>captcha</html>", "[1, 2]", '{"results": "many"}', "null"):
+        with pytest.raises(ValueError, match="not a SearXNG JSON answer"):
+            read_searxng(hostile)
+
+
+def test_searxng_query_names_only_what_is_configured() -> None:
+    settings = DiscoverySettings(engines=["bing", "baidu"], time_range="month")
+    query = searxng_query("API 中转", 2, settings)
+    assert query.startswith("/search?q=API+%E4%B8%AD%E8%BD%AC&format=json&pageno=2&language=all&time_range=month")
+    assert query.endswith("&engines=bing%2Cbaidu") and "time_range" not in searxng_query("x", 1, DiscoverySettings())
+
+
+def test_discovery_runs_on_scrapys_own_scheduler_under_a_redis_frontier() -> None:
+    """Its visits' order lives in the spider, so several processes sharing its queue would break it."""
+    from scrapy.settings import Settings as ScrapySettings
+
+    from crawlers.frontier import frontier_settings
+    from crawlers.spiders.discovery import DiscoverySpider
+    from loophole.config import Settings
+
+    settings = ScrapySettings()
+    settings.setdict(frontier_settings(Settings(crawl={"frontier": "redis"})), priority="project")
+    DiscoverySpider.update_settings(settings)
+    assert settings["SCHEDULER"] == "scrapy.core.scheduler.Scheduler"

@@ -42,6 +42,9 @@ CHANNEL_TYPES = {
     "dylygg": "单一来源", "zgysgg": "资格预审", "zbgg": "中标公告", "cjgg": "成交公告", "gzgg": "更正公告",
     "zzgg": "终止公告", "fblbgg": "废标流标", "htgg": "合同公告", "qtgg": "其他公告", "cgyx": "采购意向",
 }
+# http, not https: the search host answers 500 over https (public crawlers' notes, 2026-10), and its
+# own forms post to http.
+SEARCH_URL = "http://search.ccgp.gov.cn/bxsearch"
 DEFAULT_SEARCH = {"searchtype": "1", "page_index": "1", "bidSort": "0", "pinMu": "0", "bidType": "0",
                   "dbselect": "bidx", "timeType": "6", "displayZone": "", "zoneId": "", "pppStatus": "0",
                   "buyerName": "", "projectId": "", "agentName": ""}
@@ -120,7 +123,7 @@ class CcgpSpider(SourceSpider):
         start = today - timedelta(days=self.source.search.days)
         params = {**DEFAULT_SEARCH, **self.source.search.params, "kw": term, "page_index": str(page),
                   "start_time": start.strftime("%Y:%m:%d"), "end_time": today.strftime("%Y:%m:%d")}
-        base = self.on_mirror(self.source.options.get("search_url", "https://search.ccgp.gov.cn/bxsearch"))
+        base = self.on_mirror(self.source.options.get("search_url", SEARCH_URL))
         return f"{base}?{urlencode(params)}"
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:

@@ -12,22 +12,30 @@ The instance must allow the json format (``search.formats`` in its settings.yml)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
-from crawlers.discovery import HostQueue, Visit
+from crawlers.discovery import HostQueue, Visit, read_searxng, searxng_query
 from crawlers.spiders.base import SourceSpider
 
 
 class DiscoverySpider(SourceSpider):
     name = "discovery"
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        """Scrapy's own scheduler, in one process, even with ``crawl.frontier: redis``: the spider
+        keeps its visits' order itself (searches first, then each host a page at a time)."""
+        super().update_settings(settings)
+        settings.set("SCHEDULER", "scrapy.core.scheduler.Scheduler", priority="spider")
+        settings.set("DUPEFILTER_CLASS", "scrapy.dupefilters.RFPDupeFilter", priority="spider")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -60,19 +68,20 @@ class DiscoverySpider(SourceSpider):
     # -- search ------------------------------------------------------------------------------
 
     def search_request(self, term: str, page: int) -> scrapy.Request:
-        settings = self.settings_obj.discovery
-        params = {"q": term, "format": "json", "pageno": page, "language": settings.language,
-                  "time_range": settings.time_range, "engines": ",".join(settings.engines)}
-        query = urlencode({key: value for key, value in params.items() if value not in ("", None)})
-        return scrapy.Request(self.url(f"/search?{query}"), callback=self.parse, errback=self.search_failed,
-                              meta={"term": term, "handle_httpstatus_list": [403]}, dont_filter=True)
+        return scrapy.Request(self.url(searxng_query(term, page, self.settings_obj.discovery)), callback=self.parse,
+                              errback=self.search_failed, meta={"term": term, "handle_httpstatus_list": [403]},
+                              dont_filter=True)
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
         self.read_results(response)
         yield from self.search_done()
 
     def search_failed(self, failure: Failure) -> Any:
-        self.logger.warning("search failed: %s", failure.getErrorMessage() or repr(failure.value))
+        """An instance that cannot be reached (not running, wrong URL) degrades the run; the hosts
+        already queued are still visited."""
+        error = failure.getErrorMessage() or repr(failure.value)
+        self.logger.warning("SearXNG search failed at %s: %s", self.base_url, error)
+        self.crawler.stats.set_value("source_degraded", f"SearXNG search failed: {error}"[:300])
         yield from self.search_done()
 
     def search_done(self) -> Iterator[scrapy.Request]:
@@ -81,29 +90,27 @@ class DiscoverySpider(SourceSpider):
             yield from self.visits()
 
     def read_results(self, response: Response) -> None:
-        """Queue the hosts an answer names (new ones are counted; every one is recorded)."""
+        """Queue the hosts an answer names; a search no engine answered degrades the run (it is not
+        "nothing found"), and so does an instance that refuses the json format."""
+        stats = self.crawler.stats
         if response.status == 403:
             self.logger.error("SearXNG at %s refused format=json (403): add json to search.formats in its "
                               "settings.yml", self.base_url)
-            self.crawler.stats.set_value("source_degraded", "SearXNG refused format=json")
+            stats.set_value("source_degraded", "SearXNG refused format=json")
             return
         try:
-            answer = json.loads(response.text)
-            urls = [str(r["url"]) for r in answer.get("results") or [] if isinstance(r, dict) and r.get("url")]
-        except (ValueError, AttributeError, TypeError) as exc:
-            self.logger.warning("not a SearXNG JSON answer at %s: %s", response.url, exc)
-            self.crawler.stats.inc_value("lists/unreadable")
+            answer = read_searxng(response.text)
+        except ValueError as exc:
+            self.logger.warning("%s at %s", exc, response.url)
+            stats.inc_value("lists/unreadable")
             return
-        self._note_unresponsive(answer.get("unresponsive_engines") or [], bool(urls))
-        self.crawler.stats.inc_value("discovery/results", len(urls))
-        self.crawler.stats.inc_value("discovery/hosts_queued", len(self.queue.add_results(urls, response.meta["term"])))
-
-    def _note_unresponsive(self, engines: list[Any], any_results: bool) -> None:
-        reasons = ", ".join(": ".join(map(str, engine)) for engine in engines if isinstance(engine, list))
-        if reasons:
-            self.logger.warning("SearXNG engines did not answer: %s", reasons)
-            if not any_results:  # no result because no engine answered, not because nothing exists
-                self.crawler.stats.set_value("source_degraded", f"search engines unresponsive: {reasons}"[:300])
+        if answer.unresponsive:
+            silent = ", ".join(answer.unresponsive)
+            self.logger.warning("SearXNG engines did not answer: %s", silent)
+            if not answer.urls:
+                stats.set_value("source_degraded", f"search engines unresponsive: {silent}"[:300])
+        stats.inc_value("discovery/results", len(answer.urls))
+        stats.inc_value("discovery/hosts_queued", len(self.queue.add_results(answer.urls, response.meta["term"])))
 
     # -- hosts -------------------------------------------------------------------------------
 
