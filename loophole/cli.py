@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from loophole import cli_alerts, cli_web
 from loophole.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from loophole.sources import Source
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -162,7 +165,8 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     Console().print(table)
 
 
-def _print_coverage(settings: Settings, registry: list, as_json: bool) -> None:
+def _print_coverage(settings: Settings, registry: list[Source], as_json: bool) -> None:
+    """One row per province (and one for central buyers): its sources and when each last ran."""
     from index.store import Store
     from loophole.coverage import coverage, describe, last_runs
 
