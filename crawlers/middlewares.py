@@ -48,6 +48,8 @@ class BlockPageMiddleware:
     (its delay doubled); after ``crawl.block_threshold`` block pages in a run the spider stops
     with the source marked degraded and ``backoff_until`` set, and the next run (scheduled or
     by hand) waits until then. Notices not fetched are not stored, so that run fetches them.
+    A JSON API answer is a block when its spider says so (``api_block_reason``: a captcha code);
+    a spider that crawls many unrelated hosts backs the one host off instead (``host_blocked``).
     """
 
     def __init__(self, crawler: Any) -> None:
@@ -61,24 +63,34 @@ class BlockPageMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if response.status != 200 or not isinstance(response, TextResponse) or request.meta.get("allow_short") \
-                or _is_json(response):
+        if response.status != 200 or not isinstance(response, TextResponse) or request.meta.get("allow_short"):
             return response
-        # The response's own selector, parsed once and cached: the spider's callback reuses it.
-        page = response.selector
-        text = visible_text(page)
-        reason = block_reason(text, page.css("title::text").get(default=""))
+        reason = self._api_block(response) if _is_json(response) else self._page_block(response)
         if reason:
             self._blocked(request, reason)
             raise IgnoreRequest(f"block page: {reason}")
         return response
 
+    @staticmethod
+    def _page_block(response: TextResponse) -> str | None:
+        # The response's own selector, parsed once and cached: the spider's callback reuses it.
+        page = response.selector
+        return block_reason(visible_text(page), page.css("title::text").get(default=""))
+
+    def _api_block(self, response: TextResponse) -> str | None:
+        """A JSON answer's own block codes (a captcha, "too frequent"), as its spider reads them."""
+        reader = getattr(self.crawler.spider, "api_block_reason", None)
+        return reader(response) if reader is not None else None
+
     def _blocked(self, request: Request, reason: str) -> None:
         log.warning("block page at %s: %s", request.url, reason)
-        self.blocked += 1
         self.stats.inc_value(f"blocked/{reason}")
-        self.stats.set_value("source_degraded", reason)
         settings = _loophole_settings(self.crawler)
+        per_host = getattr(self.crawler.spider, "host_blocked", None)
+        if per_host is not None and per_host(request, reason):
+            return  # the spider backs that host off (a discovered seller), not the whole source
+        self.blocked += 1
+        self.stats.set_value("source_degraded", reason)
         _slow_down(self.crawler, request, max(settings.crawl.download_delay, 1.0) * 2 ** self.blocked)
         if self.blocked >= settings.crawl.block_threshold and not self.closing:
             self.closing = True

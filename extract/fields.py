@@ -23,8 +23,9 @@ _SEP = r"\s*[:：]\s*"
 _VALUE = r"([^\n|；;。]{2,80})"
 _PATTERNS = {
     "project_no": rf"(?:项目编号|采购项目编号|招标编号|项目代码){_SEP}([A-Za-z0-9\-_/\[\]〔〕（）()]{{3,60}})",
-    "buyer": rf"(?:采购人(?:名称)?|采购单位(?:名称)?){_SEP}{_VALUE}",
-    "agency": rf"(?:采购代理机构(?:名称)?|代理机构(?:名称)?){_SEP}{_VALUE}",
+    # "1.采购人信息 / 名 称：X": the contact block that closes most notices (政采云, ggzy, CCGP).
+    "buyer": rf"(?:采购人(?:名称)?|采购单位(?:名称)?|采购人信息\s*名\s*称){_SEP}{_VALUE}",
+    "agency": rf"(?:采购代理机构(?:名称)?|代理机构(?:名称)?|代理机构信息\s*名\s*称){_SEP}{_VALUE}",
     "region": rf"(?:行政区域|地域|项目所在地){_SEP}{_VALUE}",
 }
 _AMOUNT = re.compile(

@@ -15,6 +15,7 @@ from extract.blocks import block_reason
 from extract.charset import decode_html
 from extract.fields import parse_procurement_fields
 from extract.guards import UnusableContent, looks_binary
+from extract.jsondoc import json_page, names_json_paths
 from extract.kind import SELLER_KINDS, classify_kind
 from extract.language import detect_language
 
@@ -142,7 +143,10 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
     """Extract one page; raises UnusableContent for binary bodies, block pages and empty shells."""
     if looks_binary(body):
         raise UnusableContent("binary content served as a page")
-    html_text, encoding = decode_html(body, content_type)
+    if names_json_paths(selectors):
+        (html_text, selectors), encoding = json_page(body, selectors or {}), "utf-8"
+    else:
+        html_text, encoding = decode_html(body, content_type)
     page = Selector(text=html_text) if html_text.strip() else Selector(text="<html></html>")
     generic = _generic(html_text, url)
     chosen = {**generic, **_by_selectors(page, selectors or {})}

@@ -1,4 +1,5 @@
-"""The document store: snapshots, documents, chunks, detections, alerts, feedback, crawl runs.
+"""The document store: snapshots, documents, chunks, detections, alerts, feedback, crawl runs,
+discovered hosts.
 
 One set of SQLAlchemy models serves SQLite (the embedded default) and PostgreSQL (scale-out);
 the database URL in the configuration chooses. Rows are keyed so that a re-run is idempotent:
@@ -226,6 +227,29 @@ class EvidenceBundle(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     file_name: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DiscoveredHost(Base):
+    """A seller's host found by the discovery source's web searches (crawlers/discovery.py).
+
+    Queued when first found, crawled (its result pages, capped per day), put on a re-crawl
+    schedule once one of its pages alerts, and left alone for a while after a block page.
+    """
+
+    __tablename__ = "discovered_hosts"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    query: Mapped[str] = mapped_column(Text, default="")          # the search term that found it
+    urls: Mapped[list[Any]] = mapped_column(default=list)          # its result pages, in order found
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued | crawled | flagged
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_crawled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_crawl_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    backoff_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    block_reason: Mapped[str] = mapped_column(Text, default="")
+    pages_day: Mapped[str] = mapped_column(String(10), default="")  # the UTC day pages_today counts
+    pages_today: Mapped[int] = mapped_column(Integer, default=0)
+    alerts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ApiToken(Base):

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from loophole import cli_alerts, cli_web
 from loophole.config import MAX_ROW_ID, ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from loophole.sources import Source
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -148,14 +151,21 @@ def _print_crawl_table(stats: list[dict]) -> None:
 
 
 @app.command()
-def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            coverage: Annotated[bool, typer.Option(
+                "--coverage", help="Per province: the sources that cover it and when each last ran.")] = False,
+            ) -> None:
     """List the configured sources."""
     from loophole.sources import load_sources
 
+    settings = _settings()
     try:
-        registry = load_sources(_settings().sources_file)
+        registry = load_sources(settings.sources_file)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
+    if coverage:
+        _print_coverage(settings, list(registry.values()), as_json)
+        return
     if as_json:
         typer.echo(json.dumps([src.model_dump() for src in registry.values()], ensure_ascii=False, indent=2))
         return
@@ -168,6 +178,28 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         table.add_row(src.id, src.kind, src.spider, "yes" if src.browser else "no",
                       f"{src.schedule} ({src.timezone})", entry, src.base_url)
     Console().print(table)
+
+
+def _print_coverage(settings: Settings, registry: list[Source], as_json: bool) -> None:
+    """One row per province (and one for central buyers): its sources and when each last ran."""
+    from index.store import Store
+    from loophole.coverage import coverage, describe, last_runs
+
+    settings.ensure_dirs()
+    store = Store(settings.db_url)
+    try:
+        rows = coverage(registry, last_runs(store, registry))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="Coverage by province (last run in UTC)")
+    table.add_column("province")
+    table.add_column("sources")
+    for row in rows:
+        table.add_row(row["province"], "; ".join(describe(entry) for entry in row["sources"]) or "none")
+    Console(width=200).print(table)
 
 
 @app.command()

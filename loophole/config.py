@@ -77,6 +77,29 @@ class CrawlSettings(_Section):
     max_retry_after_seconds: int = Field(300, ge=0)
 
 
+class DiscoverySettings(_Section):
+    """The discovery source: seller sites found through a SearXNG instance's JSON API.
+
+    A host found by a search is queued and crawled (its result pages, at most
+    ``max_pages_per_host_per_day`` a day); a host whose pages raised an alert is crawled again
+    every ``recrawl_hours``; a host that answers with a block page is left alone for
+    ``crawl.block_backoff_minutes``.
+    """
+
+    # The SearXNG instance (its ``search.formats`` must include json). None: the discovery
+    # source's ``base_url`` in sources.yaml.
+    searxng_url: str | None = Field(None, pattern=r"^https?://[^/\s]+")
+    engines: list[str] = []                     # SearXNG engines to ask; empty: the instance's defaults
+    language: str = "all"
+    time_range: Literal["", "day", "week", "month", "year"] = ""
+    result_pages: int = Field(1, ge=1, le=10)   # result pages read per search term
+    max_new_hosts_per_run: int = Field(50, ge=0)
+    ignore_hosts: list[str] = []                # hosts (and their subdomains) never queued, e.g. wikipedia.org
+    urls_per_host: int = Field(5, ge=1, le=100)  # result pages kept (and crawled) per host
+    max_pages_per_host_per_day: int = Field(20, ge=1)
+    recrawl_hours: float = Field(24.0, ge=0)     # a flagged host's re-crawl interval (0: every run)
+
+
 class IndexSettings(_Section):
     """When the vector index leaves exact search for a compressed approximate one."""
 
@@ -213,6 +236,7 @@ class Settings(_Section):
     calibration_file: Path = SEEDS_DIR / "calibration.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
     crawl: CrawlSettings = CrawlSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
     index: IndexSettings = IndexSettings()
     browser: BrowserSettings = BrowserSettings()
     smtp: SmtpSettings = SmtpSettings()

@@ -19,6 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from loophole.config import ConfigError, Settings, read_yaml_mapping, yaml_line
 
 SourceKind = Literal["procurement", "vendor", "marketplace", "reseller", "news"]
+# The 31 provincial-level divisions of the mainland, by the short names portals use. A source's
+# ``provinces`` lists those its notices come from; ``all`` stands for every one (a national platform).
+PROVINCES = ("北京", "天津", "河北", "山西", "内蒙古", "辽宁", "吉林", "黑龙江", "上海", "江苏", "浙江", "安徽",
+             "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "广西", "海南", "重庆", "四川", "贵州", "云南",
+             "西藏", "陕西", "甘肃", "青海", "宁夏", "新疆")
+ALL_PROVINCES = "all"
+CENTRAL = "中央"   # central-government buyers (CCGP's 中央公告), listed before the provinces
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
 
@@ -68,6 +75,7 @@ class Source(_Strict):
     demo: bool = False                     # part of the local mock web served by `loophole demo`
     scheduled: bool = True                 # crawled on `schedule` by `loophole run` (see scheduled_sources)
     allow_private: bool = False            # may follow links to private/loopback addresses (tests, intranets)
+    provinces: list[str] = []              # provinces whose notices it carries (PROVINCES, "all", CENTRAL)
 
     @field_validator("schedule")
     @classmethod
@@ -85,6 +93,16 @@ class Source(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("unknown time zone (use an IANA name such as Asia/Shanghai)") from exc
         return value
+
+    @field_validator("provinces")
+    @classmethod
+    def _known_provinces(cls, value: list[str]) -> list[str]:
+        if any(name not in (*PROVINCES, ALL_PROVINCES, CENTRAL) for name in value):
+            raise ValueError(f"unknown province (use {ALL_PROVINCES!r}, {CENTRAL!r} or a short name: 江苏, 内蒙古)")
+        return value
+
+    def covers(self, province: str) -> bool:
+        return province in self.provinces or (ALL_PROVINCES in self.provinces and province in PROVINCES)
 
     @model_validator(mode="after")
     def _has_entry_point(self) -> Source:

@@ -73,11 +73,12 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_mirror(mirror: Mirror) -> Iterator[Mirror]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(mirror))
+def serve_mirror(mirror: Mirror, host: str = "127.0.0.1") -> Iterator[Mirror]:
+    """Serve on ``host`` (any 127.x address is loopback: several "sites" on one machine)."""
+    server = ThreadingHTTPServer((host, 0), _handler(mirror))
     server.daemon_threads = True
     with serving(server, "crawl-mirror"):
-        mirror.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        mirror.base_url = f"http://{host}:{server.server_address[1]}"
         yield mirror
 
 

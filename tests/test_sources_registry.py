@@ -12,7 +12,7 @@ import pytest
 
 from crawlers.spiders.registry import SPIDERS, spider_class
 from loophole.config import SEEDS_DIR, ConfigError
-from loophole.sources import load_sources
+from loophole.sources import PROVINCES, load_sources, seed_urls
 from tests.conftest import ROOT, cli_env
 
 SHIPPED = SEEDS_DIR / "sources.yaml"
@@ -23,12 +23,20 @@ def test_shipped_sources_cover_every_kind_and_family() -> None:
     assert {s.kind for s in sources.values()} == {"procurement", "vendor", "marketplace", "reseller"} | (
         {"news"} & {s.kind for s in sources.values()})
     assert {s.spider for s in sources.values()} == set(SPIDERS)
-    ccgp_local = sources["ccgp-local"]
-    assert any("/dfgg/zbgg/" in path for path in ccgp_local.start) and any("/dfgg/gzgg/" in path for path in ccgp_local.start)
+    ccgp_local = sources["ccgp-local"]   # the all-local list, and every channel's own list, not a picked few
+    assert ccgp_local.start == ["/cggg/dfgg/index.htm"] and ccgp_local.options["all_channels"] == "dfgg"
     assert sources["ccgp-search"].search is not None and sources["ccgp-search"].politeness.download_delay == 3
     for source in sources.values():
         cls = spider_class(source)
         assert cls.name == source.id and issubclass(cls, SPIDERS[source.spider])
+
+
+def test_every_province_is_covered_by_at_least_two_shipped_sources() -> None:
+    sources = list(load_sources(SHIPPED).values())
+    for province in PROVINCES:
+        covering = [s.id for s in sources if s.covers(province)]
+        assert len(covering) >= 3 and "ggzy" in covering and "ccgp-local" in covering, province
+    assert [s.id for s in sources if s.covers("江苏")] == ["ccgp-local", "ccgp-search", "ggzy", "jsggzy"]
 
 
 def test_politeness_overrides_reach_the_spider_settings() -> None:
@@ -54,6 +62,8 @@ def _write(tmp_path: Path, body: str) -> Path:
     ("{id: d, kind: vendor, spider: site, base_url: 'https://x.cn'}", "needs start paths, a search or a seeds_file"),
     ("{id: e, kind: vendor, spider: site, base_url: 'x.cn', start: [/]}", "field sources.0.base_url (source id=e)"),
     ("{id: f, kind: vendor, spider: site, base_url: 'https://x.cn', start: [/], politness: {}}", "field sources.0.politness"),
+    ("{id: g, kind: procurement, spider: site, base_url: 'https://x.cn', start: [/], provinces: [江苏省]}",
+     "field sources.0.provinces (source id=g): Value error, unknown province"),
 ])
 def test_bad_entries_name_file_source_and_field(tmp_path: Path, entry: str, message: str) -> None:
     path = _write(tmp_path, f"sources:\n  - {entry}\n")
@@ -83,3 +93,12 @@ def test_scrapy_list_and_loophole_sources_show_every_source(tmp_path: Path) -> N
     assert shown.returncode == 0, shown.stderr
     rows = {row["id"]: row for row in json.loads(shown.stdout)}
     assert set(rows) == ids and rows["ccgp"]["timezone"] == "Asia/Shanghai"
+
+
+def test_reseller_seed_hosts_are_allowed_to_the_spider(home: Path) -> None:
+    """The seeds name pages on many sites; the offsite check must not drop them."""
+    source = load_sources(SHIPPED)["resellers"]
+    seeds = seed_urls(SHIPPED, source)
+    assert len(seeds) >= 10 and all(url.startswith(("http://", "https://")) for url in seeds)
+    spider = spider_class(source)()
+    assert {"docs.idatariver.com", "www.openai-proxy.com", "example.invalid"} <= set(spider.allowed_domains)

@@ -62,7 +62,7 @@ class SourceSpider(scrapy.Spider):
         self.source: Source = load_sources(self.config.sources_file)[self.source_id]
         self.mirror = base_url is not None
         self.base_url = (base_url or self.source.base_url).rstrip("/")
-        self.allowed_domains = self.source.domains_for(self.base_url)
+        self.allowed_domains = self._domains()
         self.limit = int(limit) if limit else None
         self.expected = 0
         self.requested = 0
@@ -75,6 +75,13 @@ class SourceSpider(scrapy.Spider):
     def settings_obj(self) -> Settings:
         configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
         return configured if isinstance(configured, Settings) else self.config
+
+    def _domains(self) -> list[str]:
+        """The source's domains, the crawled host and the hosts of its seed URLs (a reseller list
+        names pages on many sites; without them the offsite check would drop every seed)."""
+        seeds = {urlsplit(url).hostname for url in seed_urls(self.config.sources_file, self.source)}
+        extra = set() if self.mirror else {host.lower() for host in seeds if host}
+        return sorted({*self.source.domains_for(self.base_url), *extra})
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))
@@ -211,6 +218,18 @@ class SourceSpider(scrapy.Spider):
     def render_meta(self) -> dict[str, Any]:
         return {"playwright": True} if self.source.browser else {}
 
+    # -- blocks --------------------------------------------------------------------------
+
+    def api_block_reason(self, response: Response) -> str | None:
+        """Why a JSON API answer is a block page in disguise (a captcha or "too frequent" code),
+        or None. The block middleware cannot read an API's codes, so it asks the spider."""
+        return None
+
+    def host_blocked(self, request: scrapy.Request, reason: str) -> bool:
+        """A block page came for ``request``. True when the spider backs off that one host (a
+        discovered seller); False lets the source's own back-off apply."""
+        return False
+
     # -- items ---------------------------------------------------------------------------
 
     def page_item(self, response: Response, selectors: dict[str, str] | None = None,
@@ -267,6 +286,15 @@ class SourceSpider(scrapy.Spider):
         self.crawler.stats.inc_value("attachments/failed")
         meta["item"]["attachments"].append({"url": request.url, "name": meta["name"], "error": error})
         yield self._next_attachment(meta["item"], meta["pending"])
+
+
+def as_count(value: Any) -> int:
+    """A list API's total or page count; 0 when it is not a count (a hostile 10,000-digit string or
+    an infinite float would otherwise raise in the middle of a list walk)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def last_crawl_finished(store: Store, source_id: str) -> datetime | None:

@@ -11,7 +11,8 @@ Details come in two templates (vF_ and vT_ classes); the 公告概要 table and 
 attachments are ``a.bizDownload`` links whose id is a uuid for the download service.
 
 Options (sources.yaml ``options``): ``attachment_url`` (``{uuid}`` template), ``search_url``,
-``max_pages`` (per channel walk).
+``max_pages`` (per channel walk), ``all_channels`` (``zygg`` or ``dfgg``: walk every channel's list
+under that scope, besides the start paths).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ CHANNEL_TYPES = {
     "dylygg": "单一来源", "zgysgg": "资格预审", "zbgg": "中标公告", "cjgg": "成交公告", "gzgg": "更正公告",
     "zzgg": "终止公告", "fblbgg": "废标流标", "htgg": "合同公告", "qtgg": "其他公告", "cgyx": "采购意向",
 }
+# http, not https: the search host answers 500 over https (public crawlers' notes, 2026-10), and its
+# own forms post to http.
+SEARCH_URL = "http://search.ccgp.gov.cn/bxsearch"
 DEFAULT_SEARCH = {"searchtype": "1", "page_index": "1", "bidSort": "0", "pinMu": "0", "bidType": "0",
                   "dbselect": "bidx", "timeType": "6", "displayZone": "", "zoneId": "", "pppStatus": "0",
                   "buyerName": "", "projectId": "", "agentName": ""}
@@ -77,6 +81,14 @@ class CcgpSpider(SourceSpider):
 
     # -- channel lists ---------------------------------------------------------------------
 
+    def start_urls_for_source(self) -> Iterable[str]:
+        """The configured start paths, then, with ``all_channels: <scope>``, the list of every channel
+        CCGP publishes under that scope (``CHANNEL_TYPES``): a channel nobody listed is walked too."""
+        yield from super().start_urls_for_source()
+        scope = self.source.options.get("all_channels")
+        if scope:
+            yield from (self.url(f"/cggg/{scope}/{folder}/index.htm") for folder in CHANNEL_TYPES)
+
     def parse(self, response: Response, **kwargs: Any) -> Any:
         """One list page: its unseen notices, then the next page unless this one held a notice that
         ends the walk (see ``walk_stops_among``)."""
@@ -111,7 +123,7 @@ class CcgpSpider(SourceSpider):
         start = today - timedelta(days=self.source.search.days)
         params = {**DEFAULT_SEARCH, **self.source.search.params, "kw": term, "page_index": str(page),
                   "start_time": start.strftime("%Y:%m:%d"), "end_time": today.strftime("%Y:%m:%d")}
-        base = self.on_mirror(self.source.options.get("search_url", "https://search.ccgp.gov.cn/bxsearch"))
+        base = self.on_mirror(self.source.options.get("search_url", SEARCH_URL))
         return f"{base}?{urlencode(params)}"
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:

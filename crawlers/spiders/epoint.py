@@ -20,7 +20,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, as_count
 
 DEFAULT_API = "/inteligentsearch/rest/esinteligentsearch/getFullTextDataNew"
 
@@ -30,15 +30,6 @@ def record_fields(record: dict[str, Any]) -> dict[str, Any]:
     names = {"categoryname": "notice_category", "zhuanzai": "region", "infodateformat": "date_published",
              "zhuanzainew": "platform", "infoid": "portal_id"}
     return {ours: str(record[theirs]) for theirs, ours in names.items() if record.get(theirs)}
-
-
-def _count(value: Any) -> int:
-    """The answer's ``totalcount``; 0 when it is not a count (a hostile 10,000-digit string or an
-    infinite float would otherwise raise in the middle of the list walk)."""
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError, OverflowError):
-        return 0
 
 
 class EpointSpider(SourceSpider):
@@ -84,7 +75,7 @@ class EpointSpider(SourceSpider):
         yield from self.detail_requests(urls, per_url=[{"fields": record_fields(record)} for record in records])
         meta = response.meta
         rows = int(self.source.options.get("rows", 20))
-        more = (meta["page"] + 1) * rows < _count(result.get("totalcount"))
+        more = (meta["page"] + 1) * rows < as_count(result.get("totalcount"))
         if self.walk_continues(urls, more and meta["page"] + 1 < int(self.source.options.get("max_pages", 20)),
                                meta["page"] + 1):
             yield self.api_request(meta["category"], meta["page"] + 1, meta["term"])

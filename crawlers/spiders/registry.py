@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from crawlers.spiders.base import SourceSpider
 from crawlers.spiders.ccgp import CcgpSpider
+from crawlers.spiders.discovery import DiscoverySpider
 from crawlers.spiders.epoint import EpointSpider
+from crawlers.spiders.ggzy import GgzySpider
 from crawlers.spiders.js_portal import JsPortalSpider
 from crawlers.spiders.marketplace import MarketplaceSpider
 from crawlers.spiders.site import SiteSpider
+from crawlers.spiders.zcy import ZcySpider
 from loophole.config import ConfigError, load_settings
 from loophole.sources import Source, load_sources
 
 SPIDERS: dict[str, type[SourceSpider]] = {
-    cls.name: cls for cls in (CcgpSpider, EpointSpider, JsPortalSpider, MarketplaceSpider, SiteSpider)
+    cls.name: cls for cls in (CcgpSpider, DiscoverySpider, EpointSpider, GgzySpider, JsPortalSpider, MarketplaceSpider,
+                              SiteSpider, ZcySpider)
 }
 
 
