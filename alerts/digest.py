@@ -83,13 +83,16 @@ def _sent_clause(name: str, channel: str) -> Exists:
 
 
 def _ordered(groups: dict[str, list[AlertView]], titles: dict[str, str]) -> dict[str, list[AlertView]]:
+    """Patterns with an alert about a listed party first, then in the library's order."""
     order = list(titles)
-    return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    return dict(sorted(groups.items(), key=lambda kv: (not any(v.listed for v in kv[1]),
+                                                       order.index(kv[0]) if kv[0] in order else len(order))))
 
 
 def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: list[str],
             public_base_url: str | None = None, now: datetime | None = None) -> Digest:
-    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since), ranked by score."""
+    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since): those about a
+    listed party first, then by score."""
     digest = Digest(subscription=sub.name, timezone=sub.timezone, pattern_titles=titles,
                     created=now or datetime.now(UTC))
     views = load_views(session, heads_query().where(~_sent_clause(sub.name, channel)), public_base_url)

@@ -41,7 +41,7 @@ GENERIC = frozenset({
     "security", "defense", "defence", "semiconductor", "computer", "computing", "intelligent", "intelligence",
     "data", "cloud", "optical", "optics", "photonics", "instruments", "instrument", "precision", "manufacturing",
     "energy", "power", "investment", "consulting", "management", "no", "east", "west", "north", "south", "asia",
-    "global", "world", "pacific", "offices", "office", "plant", "microelectronics", "vision", "medical",
+    "global", "world", "pacific", "offices", "plant", "microelectronics", "vision", "medical",
     "aviation", "satellite", "navigation", "physics", "chemistry", "nuclear", "shares", "sci", "tec",
 })
 # Chinese words of organisation names and their English renderings (the first is the usual one).
