@@ -43,6 +43,12 @@ GENERIC = frozenset({
     "energy", "power", "investment", "consulting", "management", "no", "east", "west", "north", "south", "asia",
     "global", "world", "pacific", "offices", "plant", "microelectronics", "vision", "medical",
     "aviation", "satellite", "navigation", "physics", "chemistry", "nuclear", "shares", "sci", "tec",
+    # places that many PRC names begin with: a branch in another city is a different party, but the
+    # place alone does not tell two parties apart (the Chinese side checks its own place; index.screening)
+    "changsha", "wuhan", "nanjing", "hangzhou", "chengdu", "chongqing", "xian", "harbin", "hefei", "jinan",
+    "qingdao", "dalian", "shenyang", "suzhou", "xiamen", "fuzhou", "zhengzhou", "kunming", "guangdong", "jiangsu",
+    "zhejiang", "hunan", "hubei", "sichuan", "shandong", "fujian", "hebei", "henan", "anhui", "shaanxi", "macau",
+    "taiwan", "singapore",
 })
 # Chinese words of organisation names and their English renderings (the first is the usual one).
 GLOSSARY: dict[str, tuple[str, ...]] = {
@@ -80,7 +86,7 @@ GLOSSARY: dict[str, tuple[str, ...]] = {
 HAN_LEGAL_SUFFIXES = ("股份有限公司", "有限责任公司", "有限公司", "公司")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _SPLIT = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
-_CANONICAL = ((re.compile(r"\bhong\s*kong\b"), "hk"), (re.compile(r"&"), " and "), (re.compile(r"\bintl\b"),
+_CANONICAL = ((re.compile(r"\bhong\s*kong\b"), "hk"), (re.compile(r"\bh\.\s*k\.?"), "hk"), (re.compile(r"&"), " and "), (re.compile(r"\bintl\b"),
               "international"), (re.compile(r"\bco\.?,?\s*ltd\b"), "co ltd"))
 
 

@@ -241,11 +241,15 @@ class Screener:
 
     def screen_many(self, names: Iterable[str]) -> dict[str, list[Match]]:
         """Matches for each distinct name, best first: one entry once, by its best match."""
+        return {name: self._best(found) for name, found in self.every_match(names).items()}
+
+    def every_match(self, names: Iterable[str]) -> dict[str, list[Match]]:
+        """Every method's matches for each distinct name, unranked (for measuring the methods)."""
         distinct = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
         if not self.entries:
             return {name: [] for name in distinct}
         embedded = self._embedded([n for n in distinct if is_han(n)])
-        return {name: self._best(self._all_methods(name) + embedded.get(name, [])) for name in distinct}
+        return {name: self._all_methods(name) + embedded.get(name, []) for name in distinct}
 
     def _all_methods(self, name: str) -> list[Match]:
         matches = self._exact_matches(name)

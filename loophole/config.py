@@ -120,7 +120,7 @@ class ScreeningSettings(_Section):
 
     fuzzy_listed: float = Field(0.90, ge=0, le=1)
     fuzzy_possible: float = Field(0.80, ge=0, le=1)
-    transliteration_listed: float = Field(0.85, ge=0, le=1)
+    transliteration_listed: float = Field(0.95, ge=0, le=1)
     transliteration_possible: float = Field(0.50, ge=0, le=1)
     embedding_possible: float = Field(0.80, ge=0, le=1)   # the embedding alone never makes a party listed
     max_matches: int = Field(10, ge=1, le=100)
