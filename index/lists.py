@@ -288,7 +288,8 @@ def _cell_head(cell: etree._Element) -> str:
     for child in cell:
         if child.tag == "LI":
             break
-        pieces.append("".join(child.itertext()) + (child.tail or ""))
+        text = "".join(child.itertext()) if isinstance(child.tag, str) else ""  # an unexpanded &entity; is no text
+        pieces.append(text + (child.tail or ""))
     return _clean_text("".join(pieces))
 
 
