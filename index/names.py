@@ -86,8 +86,10 @@ GLOSSARY: dict[str, tuple[str, ...]] = {
 HAN_LEGAL_SUFFIXES = ("股份有限公司", "有限责任公司", "有限公司", "公司")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _SPLIT = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
-_CANONICAL = ((re.compile(r"\bhong\s*kong\b"), "hk"), (re.compile(r"\bh\.\s*k\.?"), "hk"), (re.compile(r"&"), " and "), (re.compile(r"\bintl\b"),
-              "international"), (re.compile(r"\bco\.?,?\s*ltd\b"), "co ltd"))
+_CANONICAL = (
+    (re.compile(r"\bhong\s*kong\b"), "hk"), (re.compile(r"\bh\.\s*k\.?"), "hk"), (re.compile(r"&"), " and "),
+    (re.compile(r"\bintl\b"), "international"), (re.compile(r"\bco\.?,?\s*ltd\b"), "co ltd"),
+)
 
 
 def is_han(text: str) -> bool:
