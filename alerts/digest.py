@@ -86,15 +86,18 @@ def _sent_clause(name: str, channel: str) -> Exists:
 
 
 def _ordered(groups: dict[str, list[AlertView]], titles: dict[str, str]) -> dict[str, list[AlertView]]:
+    """Patterns with an alert about a listed party first, then in the library's order."""
     order = list(titles)
-    return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    return dict(sorted(groups.items(), key=lambda kv: (not any(v.listed for v in kv[1]),
+                                                       order.index(kv[0]) if kv[0] in order else len(order))))
 
 
 def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: Sequence[Source],
             public_base_url: str | None = None, now: datetime | None = None,
             health_grace: timedelta = HEALTH_GRACE) -> Digest:
-    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since), ranked by score;
-    none that an analyst dismissed or snoozed (:func:`alerts.views.deliverable`)."""
+    """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since): those about a
+    listed party first, then by score; none that an analyst dismissed or snoozed
+    (:func:`alerts.views.deliverable`)."""
     digest = Digest(subscription=sub.name, timezone=sub.timezone, pattern_titles=titles,
                     created=now or datetime.now(UTC))
     query = heads_query().where(~_sent_clause(sub.name, channel), deliverable(digest.created))

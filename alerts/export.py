@@ -21,8 +21,8 @@ from loophole.config import Subscription
 
 Format = Literal["json", "jsonl", "csv"]
 CSV_COLUMNS = ["id", "revision", "pattern", "score", "title", "url", "source", "date", "stage", "buyer", "vendor",
-               "amount", "sentence", "entities", "sources", "stages", "member_urls", "snapshot_sha256",
-               "saved_copy", "created_at", "updated_at", "history"]
+               "amount", "sentence", "entities", "listed_parties", "sources", "stages", "member_urls",
+               "snapshot_sha256", "saved_copy", "created_at", "updated_at", "history"]
 
 
 def record(view: AlertView, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def record(view: AlertView, events: list[dict[str, Any]]) -> dict[str, Any]:
         "id": view.id, "revision": view.revision, "pattern": view.pattern_id, "score": round(view.score, 4),
         "title": view.title, "url": view.url, "source": view.source, "date": view.date, "stage": view.stage,
         "buyer": view.buyer, "vendor": view.vendor, "amount": view.amount, "sentence": view.sentence,
-        "entities": view.entities, "sources": view.sources, "stages": view.stages,
+        "entities": view.entities, "listed_parties": view.parties, "sources": view.sources, "stages": view.stages,
         "members": [{"alert_id": m.alert_id, "source": m.source, "url": m.url, "stage": m.stage, "date": m.date,
                      "title": m.title} for m in view.members],
         "snapshot_sha256": view.snapshot, "saved_copy": view.saved_copy,
@@ -73,6 +73,8 @@ def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
     for key in ("entities", "sources", "stages"):
         row[key] = "; ".join(rec[key])
     row["member_urls"] = " ".join(m["url"] for m in rec["members"])
+    row["listed_parties"] = "; ".join(f"{p['strength']}: {p['party']} = [{p['list']}] {p['entry_name']} "
+                                      f"({p['method']} {p['score']:.2f})" for p in rec["listed_parties"])
     row["history"] = json.dumps(rec["history"], ensure_ascii=False)
     return {key: _cell(value) for key, value in row.items()}
 

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from alerts.dedup import stage_of
+from index.restricted import match_dict, matches_for
 from index.store import Alert, AlertSend, Document, Feedback
 from loophole.config import Subscription
 
@@ -77,6 +78,18 @@ class AlertView:
     members: list[Member] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     saved_copy: str | None = None
+    doc_ids: list[int] = field(default_factory=list)
+    # Parties of the group's documents found on a restriction list (index.restricted.match_dict),
+    # listed ones first; a "possible" one is a lead for a person to check, never a fact.
+    parties: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def listed(self) -> list[dict[str, Any]]:
+        return [p for p in self.parties if p["strength"] == "listed"]
+
+    @property
+    def possible(self) -> list[dict[str, Any]]:
+        return [p for p in self.parties if p["strength"] != "listed"]
 
     @property
     def sources(self) -> list[str]:
@@ -130,7 +143,7 @@ def _view(alert: Alert, doc: Document, public_base_url: str | None) -> AlertView
         entity_ids=[str(e.get("id", "")) for e in entities], snapshot=doc.sha256,
         created_at=aware(alert.created_at) or datetime.now(UTC), updated_at=aware(alert.updated_at),
         history=list(alert.history or []),
-        saved_copy=safe_link(f"{base}/snapshots/{doc.sha256}") if base else None)
+        saved_copy=safe_link(f"{base}/snapshots/{doc.sha256}") if base else None, doc_ids=[doc.id])
 
 
 def heads_query() -> Select:
@@ -162,18 +175,35 @@ def _attach_members(session: Session, views: dict[int, AlertView]) -> None:
         view = views[alert.group_id or alert.id]
         view.members.append(Member(alert.id, doc.source, doc.url, safe_link(doc.url),
                                                      doc.title or doc.url, stage_of(doc), doc.published))
+        if doc.id not in view.doc_ids:
+            view.doc_ids.append(doc.id)
         if alert.id != alert.group_id:
             view.entities = list(dict.fromkeys([*view.entities, *(e["name"] for e in doc.entities or [])]))[:10]
             view.entity_ids += [str(e.get("id", "")) for e in doc.entities or []]
 
 
+def _attach_parties(session: Session, views: list[AlertView]) -> None:
+    """Each group's listed parties: one row per (role, party, entry), listed before possible."""
+    found = matches_for(session, {doc_id for view in views for doc_id in view.doc_ids})
+    for view in views:
+        rows = sorted((row for doc_id in view.doc_ids for row in found.get(doc_id, [])),
+                      key=lambda r: (r.strength != "listed", -r.score, r.id))
+        seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in rows:
+            seen.setdefault((row.role, row.party, row.entry_key), match_dict(row))
+        view.parties = list(seen.values())
+
+
 def load_views(session: Session, query: Select, public_base_url: str | None = None) -> list[AlertView]:
-    """Group heads selected by ``query`` (built on :func:`heads_query`), best score first."""
+    """Group heads selected by ``query`` (built on :func:`heads_query`): those with a listed
+    party first (trust-and-safety acts on them first), then by best score."""
     views = {alert.id: _view(alert, doc, public_base_url)
              for alert, doc in session.execute(query.order_by(Alert.score.desc(), Alert.id)).all()}
     for start in range(0, len(views), 500):
-        _attach_members(session, {k: views[k] for k in list(views)[start:start + 500]})
-    return list(views.values())
+        chunk = {k: views[k] for k in list(views)[start:start + 500]}
+        _attach_members(session, chunk)
+        _attach_parties(session, list(chunk.values()))
+    return sorted(views.values(), key=lambda v: not v.listed)
 
 
 def matches(view: AlertView, sub: Subscription) -> bool:

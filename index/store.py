@@ -264,6 +264,47 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ListVersion(Base):
+    """One load of the restriction lists (``loophole lists update``): every version is kept."""
+
+    __tablename__ = "list_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    files: Mapped[list[Any]] = mapped_column(default=list)      # [{file, sha256, format, entries}]
+    entry_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ListEntry(Base):
+    """A listed party as one version of the lists has it (index.lists.ListedEntry)."""
+
+    __tablename__ = "list_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("list_versions.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(128))
+    list_code: Mapped[str] = mapped_column(String(16))
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PartyMatch(Base):
+    """A party of a document (buyer, agency, supplier, vendor) found on a list, by the lists'
+    version in force when it was screened; a new version re-screens every document."""
+
+    __tablename__ = "party_matches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    party: Mapped[str] = mapped_column(Text)
+    list_code: Mapped[str] = mapped_column(String(16))
+    list_name: Mapped[str] = mapped_column(Text, default="")
+    entry_key: Mapped[str] = mapped_column(String(128))
+    entry_name: Mapped[str] = mapped_column(Text)
+    matched_name: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    strength: Mapped[str] = mapped_column(String(16))      # listed | possible
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loophole import cli_alerts, cli_web
+from loophole import cli_alerts, cli_lists, cli_web
 from loophole.config import MAX_ROW_ID, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 cli_web.register(app)  # serve, users, search
+cli_lists.register(app)  # lists update/versions, screen
 console = Console(stderr=True)
 PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
 

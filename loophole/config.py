@@ -141,6 +141,19 @@ class DigestSettings(_Section):
     subject_prefix: str = "[Loophole Watch]"
 
 
+class ScreeningSettings(_Section):
+    """Matching parties against restriction lists (index.screening): scores in [0, 1] at which a
+    match is shown as a listed party, or as a possible one for a person to check. Fitted on the
+    labelled names in tests/fixtures/listed_parties (README, "Listed parties")."""
+
+    fuzzy_listed: float = Field(0.90, ge=0, le=1)
+    fuzzy_possible: float = Field(0.80, ge=0, le=1)
+    transliteration_listed: float = Field(0.95, ge=0, le=1)
+    transliteration_possible: float = Field(0.50, ge=0, le=1)
+    embedding_possible: float = Field(0.80, ge=0, le=1)   # the embedding alone never makes a party listed
+    max_matches: int = Field(10, ge=1, le=100)
+
+
 class SchedulerSettings(_Section):
     """``loophole run``: the time zone of source cron schedules, and how missed runs are treated."""
 
@@ -242,6 +255,7 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     digest: DigestSettings = DigestSettings()
     web: WebSettings = WebSettings()
+    screening: ScreeningSettings = ScreeningSettings()
     public_base_url: str | None = None
     scheduler: SchedulerSettings = SchedulerSettings()
     subscriptions: list[Subscription] = []

@@ -27,6 +27,8 @@ from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
 from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library, load_pattern_file
+from index.restricted import active_version, parties, record_matches, screener_for
+from index.screening import Screener
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
 from index.vectors import ModelMismatch, VectorIndex
@@ -90,6 +92,7 @@ class Monitor:
         self.store = Store(settings.db_url)
         self.pattern_files = list(settings.pattern_files) + list(extra_pattern_files or [])
         self.indexed = 0  # chunk vectors added to the index (kept passages keep theirs)
+        self._screener: Screener | None = None
 
     @cached_property
     def library(self) -> PatternLibrary:
@@ -208,8 +211,25 @@ class Monitor:
         entities = self.watchlist.find(page.entity_text())
         doc_id = self._save_document(raw, sha256, page, entities)
         flagged = self._index_and_score(doc_id, page, entities, prepared)
+        self._screen_parties(doc_id, page.fields, entities)
         self._mark_complete(doc_id, sha256)
         return IngestResult(raw.url, "stored", doc_id, flagged=flagged)
+
+    def screener(self) -> Screener | None:
+        """The lists in force, reloaded when ``loophole lists update`` (in any process) loaded a
+        newer version; None while no list was ever loaded."""
+        version = active_version(self.store)
+        if version is not None and (self._screener is None or self._screener.version != version):
+            self._screener = screener_for(self.store, self.embedder, self.settings.screening)
+        return self._screener if version is not None else None
+
+    def _screen_parties(self, doc_id: int, fields: dict, entities: list[EntityHit]) -> None:
+        screener = self.screener()
+        if screener is None:
+            return
+        doc_parties = parties(fields, [hit.__dict__ for hit in entities])
+        with self.store.session() as session:
+            record_matches(session, screener, [(doc_id, doc_parties)])
 
     def _mark_complete(self, doc_id: int, sha256: str) -> None:
         """The hash is written last: a process killed mid-ingest leaves it empty, so the next

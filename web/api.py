@@ -36,8 +36,21 @@ def api_document(request: Request, doc_id: RowId, _user: Reader) -> dict[str, An
 def api_alerts(request: Request, _user: Reader, since: str | None = None, status: str | None = None,
                pattern: str | None = None,
                limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
-    rows = data.list_alerts(state(request).store, status, pattern, parse_since(since), limit)
-    return [data.alert_dict(alert, doc) for alert, doc in rows]
+    web = state(request)
+    rows = data.list_alerts(web.store, status, pattern, parse_since(since), limit)
+    parties = data.parties_of(web.store, [doc.id for _, doc in rows])
+    return [data.alert_dict(alert, doc, parties[doc.id]) for alert, doc in rows]
+
+
+@router.get("/screen", summary="Matches of one name (Chinese or English) on the restriction lists, best first")
+def api_screen(request: Request, _user: Reader,
+               name: Annotated[str, Query(min_length=1, max_length=300)]) -> list[dict[str, Any]]:
+    """Each match has `list`, `entry_name`, `matched_name`, `method`, `score` and `strength`
+    ("listed", or "possible": a lead to check, not a fact). 409 while no list is loaded."""
+    screener = state(request).screener()
+    if screener is None:
+        raise HTTPException(409, "no restriction lists loaded (loophole lists update FILE...)")
+    return [m.as_dict() for m in screener.screen(name)]
 
 
 @router.post("/feedback", summary="Confirm or dismiss a document's alerts (analyst)")

@@ -33,6 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.feedback import record_feedback
 from index.patterns import PatternLibrary, load_library
+from index.restricted import active_version, screener_for
+from index.screening import Screener
 from index.search import SearchEngine, SearchFilters, engine_for
 from index.store import Store
 from loophole.config import MAX_ROW_ID, Settings
@@ -74,6 +76,7 @@ class WebState:
         self.csrf_secret = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._refreshed = 0.0
+        self._screener: Screener | None = None
 
     @cached_property
     def library(self) -> PatternLibrary:
@@ -91,6 +94,20 @@ class WebState:
                 engine.refresh()
                 self._refreshed = time.monotonic()
         return engine
+
+    def screener(self) -> Screener | None:
+        """The lists in force (reloaded after ``loophole lists update``), on the search engine's
+        embedder; None while no list is loaded."""
+        version = active_version(self.store)
+        if version is None:
+            return None
+        with self._lock:
+            if self._screener is None or self._screener.version != version:
+                from index.embed import get_embedder
+
+                embedder = get_embedder(self.settings.embedding.model, self.settings.embedding.batch_size)
+                self._screener = screener_for(self.store, embedder, self.settings.screening)
+            return self._screener
 
 
 # A row id in a path: at most what the database can hold (a larger one is a 422, not a 500).

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from index.detect import DEFAULT_THRESHOLD
 from index.patterns import PatternLibrary
+from index.restricted import match_dict, matches_for
 from index.search import SearchEngine, SearchResult, highlight
 from index.store import Alert, CrawlRun, Detection, Document, Snapshot, Store
 from loophole.sources import Source
@@ -29,13 +30,14 @@ class DocumentView:
     similar: list[SearchResult]
     snapshot: Snapshot | None
     thresholds: dict[str, float] = field(default_factory=dict)
+    parties: list[dict[str, Any]] = field(default_factory=list)   # listed (and possibly listed) parties
 
     def as_dict(self) -> dict[str, Any]:
         d = self.doc
         return {"id": d.id, "url": d.url, "title": d.title, "source": d.source, "kind": d.kind, "lang": d.lang,
                 "published": d.published, "fields": d.fields, "entities": d.entities, "text": d.text,
                 "detections": [detection_dict(x, self.thresholds) for x in self.detections],
-                "alerts": [alert_dict(a) for a in self.alerts],
+                "alerts": [alert_dict(a) for a in self.alerts], "listed_parties": self.parties,
                 "stages": [{"id": s.id, "url": s.url, "title": s.title, "notice_type": (s.fields or {}).get(
                     "notice_type")} for s in self.stages],
                 "similar": [{"id": s.doc_id, "url": s.url, "title": s.title, "score": round(s.score, 4)}
@@ -49,12 +51,15 @@ def detection_dict(d: Detection, thresholds: dict[str, float]) -> dict[str, Any]
             "threshold": thresholds.get(d.pattern_id), "model_id": d.model_id}
 
 
-def alert_dict(a: Alert, doc: Document | None = None) -> dict[str, Any]:
+def alert_dict(a: Alert, doc: Document | None = None,
+               parties: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     row = {"id": a.id, "doc_id": a.doc_id, "pattern_id": a.pattern_id, "score": a.score, "sentence": a.sentence,
            "reasons": a.reasons, "status": a.status, "created_at": a.created_at.isoformat(),
            "history": a.history, "model_id": a.model_id, "library_version": a.library_version}
     if doc is not None:
         row.update(url=doc.url, title=doc.title, kind=doc.kind, lang=doc.lang)
+    if parties is not None:
+        row["listed_parties"] = parties
     return row
 
 
@@ -72,11 +77,12 @@ def document_view(store: Store, engine: SearchEngine | None, library: PatternLib
                                           .order_by(Detection.score.desc())))
         alerts = list(session.scalars(select(Alert).where(Alert.doc_id == doc_id).order_by(Alert.id)))
         snapshot = session.get(Snapshot, doc.sha256)
+        parties = [match_dict(row) for row in matches_for(session, [doc_id])[doc_id]]
     decisive = [d for d in detections if d.flagged] or detections[:1]
     stages = linked_stages(store, doc)
     similar = engine.similar(doc_id) if engine is not None else []
     return DocumentView(doc, highlight_sentences(doc.text, [d.sentence for d in decisive]), decisive, detections,
-                        alerts, stages, similar, snapshot, thresholds(library))
+                        alerts, stages, similar, snapshot, thresholds(library), parties)
 
 
 def highlight_sentences(text: str, sentences: list[str]) -> list[tuple[str, bool]]:
@@ -109,6 +115,12 @@ def list_alerts(store: Store, status: str | None = None, pattern: str | None = N
     query = query.order_by(Alert.created_at.desc(), Alert.score.desc()).limit(limit)
     with store.session() as session:
         return [(row.Alert, row.Document) for row in session.execute(query)]
+
+
+def parties_of(store: Store, doc_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each document's listed and possibly listed parties, listed first."""
+    with store.session() as session:
+        return {doc_id: [match_dict(row) for row in rows] for doc_id, rows in matches_for(session, doc_ids).items()}
 
 
 def get_alert(store: Store, alert_id: int) -> Alert | None:

@@ -76,7 +76,8 @@ def alerts_page(request: Request, _user: Reader, status: str = "new", pattern: s
     web = state(request)
     status = status if status in (*data.ALERT_STATUSES, "all") else "new"
     rows = data.list_alerts(web.store, None if status == "all" else status, pattern or None)
-    return render(request, "alerts.html", {"rows": rows, "status": status, "pattern": pattern,
+    parties = data.parties_of(web.store, [doc.id for _, doc in rows])
+    return render(request, "alerts.html", {"rows": rows, "status": status, "pattern": pattern, "parties": parties,
                                            "statuses": data.ALERT_STATUSES, "patterns": web.library.patterns})
 
 
