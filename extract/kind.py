@@ -142,7 +142,11 @@ SELLER_KINDS = ("vendor-marketing", "cloud-listing", "reseller-ad")
 def classify_kind(text: str, url: str = "", title: str = "") -> str:
     """The kind with the strongest cues; a page whose seller cues are each weak but add up (a broker's
     one-page pitch) is the strongest seller kind, not ``other``."""
-    scores = kind_scores(text, url, title)
+    return kind_from_scores(kind_scores(text, url, title))
+
+
+def kind_from_scores(scores: dict[str, float]) -> str:
+    """The kind that :func:`kind_scores` favours (see :func:`classify_kind`)."""
     # On a tie, reporting wins: an article quoting an ad is likelier than an ad with a byline.
     best = max(scores, key=lambda kind: (scores[kind], kind == "news-commentary"))
     if scores[best] >= 2.0:

@@ -1,8 +1,9 @@
-"""``loophole calibrate``: labelled folders and recorded verdicts in, a calibration file out.
+"""``loophole calibrate``: labelled folders and recorded verdicts in, a decision model out.
 
 Labelled pages are scored in a throw-away home (as ``loophole eval`` does); verdicts come from
-the user's own store, scored as they were when judged. Both become samples for
-index.calibration, which fits one threshold per pattern and reports a cross-validated estimate.
+the user's own store, with the features they had when judged. Both become samples for
+index.decision, whose weights are fitted and checked by index.crossval: held out by folder
+(one writer's pages at a time) and, for the generic weights, by pattern.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from index.calibration import Calibration, Sample, calibrate, save_calibration
-from index.detect import DEFAULT_THRESHOLD
+from index.crossval import leave_group_out, leave_pattern_out
+from index.decision import DecisionModel, Sample, fit, save_decision
 from index.embed import get_embedder
 from index.feedback import verdict_labels
-from index.patterns import load_library
 from index.store import Detection, Store
 from loophole.config import ConfigError, Settings
 from loophole.evaluate import evaluate
@@ -23,12 +23,11 @@ from loophole.evaluate import evaluate
 
 def labelled_samples(folder: Path, settings: Settings) -> list[Sample]:
     _, outcomes = evaluate(folder, settings)
-    return [Sample(f"{folder}:{s.doc}", s.pattern_id, s.score, s.eligible, s.positive)
-            for outcome in outcomes for s in outcome.samples()]
+    return [s for outcome in outcomes for s in outcome.samples(folder.name)]
 
 
 def feedback_samples(settings: Settings) -> list[Sample]:
-    """Each judged (document, pattern) with the score it had: a confirmed or dismissed sample."""
+    """Each judged (document, pattern) with the features it had: a confirmed or dismissed sample."""
     if settings.database_url is None and not (settings.home / "loophole.db").exists():
         return []
     store = Store(settings.db_url)
@@ -39,26 +38,28 @@ def feedback_samples(settings: Settings) -> list[Sample]:
             for (doc_id, pid), confirmed in labels.items():
                 detection = session.scalar(select(Detection).where(Detection.doc_id == doc_id,
                                                                    Detection.pattern_id == pid))
-                if detection is not None:
-                    eligible = not (detection.reasons or {}).get("suppressed")
-                    samples.append(Sample(f"feedback:{doc_id}", pid, detection.score, eligible, confirmed))
+                features = ((detection.reasons or {}).get("features") if detection is not None else None) or {}
+                if features:
+                    samples.append(Sample(f"feedback:{doc_id}", pid, features, confirmed, "feedback"))
         return samples
     finally:
         store.close()
 
 
 def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
-                    out: Path | None) -> tuple[Calibration, Path]:
-    library = load_library(settings.pattern_files)
+                    out: Path | None) -> tuple[DecisionModel, Path]:
     samples = [s for folder in folders for s in labelled_samples(folder, settings)]
     if use_feedback:
         samples += feedback_samples(settings)
     if not samples:
         raise ConfigError("nothing to calibrate on: give a labelled folder or record verdicts with `loophole feedback`")
-    priors = {p.id: p.threshold or DEFAULT_THRESHOLD for p in library.patterns}
     model_id = get_embedder(settings.embedding.model, settings.embedding.batch_size).model_id
     sources = [str(folder) for folder in folders] + (["feedback"] if use_feedback else [])
-    calibration = calibrate(samples, priors, library.version, model_id, sources)
-    path = out or settings.home / "calibration.yaml"
-    save_calibration(path, calibration)
-    return calibration, path
+    model = fit(samples, model_id, sources=sources)
+    held_out = {f"held_out_by_folder_{k}": v for k, v in leave_group_out(samples, model_id).items()}
+    generic = leave_pattern_out(samples, model_id)
+    figures = {**held_out, **{f"generic_unseen_pattern_f1:{pid}": f1 for pid, f1 in generic.items()}}
+    model = model.model_copy(update={"cross_validation": figures})
+    path = out or settings.home / "decision.yaml"
+    save_decision(path, model)
+    return model, path
