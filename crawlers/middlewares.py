@@ -67,7 +67,7 @@ class BlockPageMiddleware:
         # The response's own selector, parsed once and cached: the spider's callback reuses it.
         page = response.selector
         text = visible_text(page)
-        reason = block_reason(text, page.css("title::text").get(default=""))
+        reason = block_reason(text, page.css("title::text").get(default=""), response.text)
         if reason:
             self._blocked(request, reason)
             raise IgnoreRequest(f"block page: {reason}")
