@@ -22,7 +22,7 @@ _URL_HINTS: dict[str, tuple[str, ...]] = {
     # A company's newsroom is its own voice, dated paths or not.
     "vendor-marketing": ("/newsroom", "/press-release", "/press/", "/media-center", "/company-news", "/gsxw"),
     "news-commentary": ("/news/", "news.", "/article", "/opinion", "/blog/", "/insights/", "/commentary",
-                        "/analysis/", "/publications/", "/20", "/content_", "/research/", "/reports/", "/story/",
+                        "/analysis/", "/publications/", "/content_", "/research/", "/reports/", "/story/",
                         "/stories/", "/features/", "/zcjd/", "/investigations/"),
     # Help and careers sections: manuals, guides and job ads are about a product or a cloud, not an offer.
     "other": ("/support/", "/manual", "/job/", "/jobs/", "/careers/", "/zhaopin/"),

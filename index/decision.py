@@ -32,12 +32,11 @@ from loophole.config import ConfigError, read_yaml_mapping
 log = logging.getLogger(__name__)
 
 DEFAULT_CUT = 0.5
-# Features that mean the same for any pattern: the generic weights use only these. Keyword
-# counts depend on how an author wrote the keyword list, and the notice/offer split on which
-# genre a pattern's evidence lives in, so both are left to patterns with pages of their own.
-GENERIC_FEATURES = ("similarity", "over_counters", "rivalry", "margin", "types_unit", "types_page", "telling_unit",
-                    "telling_page", "excluded",
-                    "genre_news", "genre_primary", "genre_other", "own_site")
+# The generic weights use the features that mean the same for any pattern (not a page text model,
+# which only patterns with labelled pages have). A pattern's own weights leave out the offer/notice
+# cues: they were written for fictional pages, and real sellers' pages rarely carry them (measured).
+GENERIC_FEATURES = tuple(name for name in FEATURES if name != "text")
+PATTERN_FEATURES = tuple(name for name in FEATURES if name != "genre_primary")
 MIN_SUPPORT = 15      # labelled evidence pages a pattern needs before it gets weights of its own
 SHARING = 1.0         # how freely a pattern's own weights may depart from the shared ones
 
@@ -62,9 +61,13 @@ class DecisionModel(BaseModel):
     generic: Weights
     patterns: dict[str, Weights] = {}
     cut: float = Field(DEFAULT_CUT, gt=0, lt=1)
+    generic_cut: float = Field(DEFAULT_CUT, gt=0, lt=1)   # for patterns decided by the generic weights
     cross_validation: dict[str, float] = {}
     created: str = ""
     sources: list[str] = []
+
+    def cut_for(self, pattern_id: str) -> float:
+        return self.cut if pattern_id in self.patterns else self.generic_cut
 
     def weights_for(self, pattern_id: str) -> Weights:
         return self.patterns.get(pattern_id, self.generic)
@@ -146,41 +149,77 @@ def _matrix(samples: Sequence[Sample]) -> np.ndarray:
     return np.array([[s.features.get(name, 0.0) for name in FEATURES] for s in samples], dtype=np.float64)
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, regularisation: float) -> tuple[np.ndarray, float]:
-    from sklearn.linear_model import LogisticRegression   # only fitting needs scikit-learn
+# Features that can only add to the evidence (more similarity, more of the pattern's entity types,
+# a page that reads as an offer or a notice) and features that can only take from it (reporting
+# cues, an exclusion): their weights keep these signs, so the model stays monotone and its "why"
+# reads the right way round; the rest may go either way.
+ADDING = frozenset({"over_counters", "rivalry", "margin", "breadth", "types_unit", "types_page", "keywords",
+                    "genre_primary", "example_text", "text"})
+TAKING = frozenset({"genre_news", "genre_other", "excluded", "near_miss", "news_lead"})
 
-    regression = LogisticRegression(C=regularisation, max_iter=5000)
-    regression.fit(x, y)
-    return regression.coef_[0], float(regression.intercept_[0])
+
+def _bounds(names: Sequence[str]) -> list[tuple[float | None, float | None]]:
+    return [(0.0, None) if name in ADDING else (None, 0.0) if name in TAKING else (None, None) for name in names]
+
+
+def _logistic(z: np.ndarray, y: np.ndarray, regularisation: float, prior: np.ndarray | None = None,
+              names: Sequence[str] = FEATURES) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression with sign bounds (scipy's L-BFGS-B), its weights pulled
+    towards ``prior`` (the generic weights, for a pattern's own) rather than towards zero."""
+    from scipy.optimize import minimize  # only fitting needs scipy
+
+    centre = np.zeros(z.shape[1]) if prior is None else np.asarray(prior, dtype=np.float64)
+    signs = 2.0 * y - 1.0
+    bounds = _bounds(names)
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:-1], params[-1]
+        margin = signs * (z @ w + b)
+        value = np.logaddexp(0.0, -margin).sum() + 0.5 / regularisation * np.sum((w - centre) ** 2)
+        slope = -signs / (1.0 + np.exp(margin))   # d loss / d score
+        grad = np.append(z.T @ slope + (w - centre) / regularisation, slope.sum())
+        return float(value), grad
+
+    low = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
+    high = np.array([np.inf if hi is None else hi for _, hi in bounds])
+    start = np.append(np.clip(centre, low, high), 0.0)
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[*bounds, (None, None)])
+    return result.x[:-1], float(result.x[-1])
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 5) for v in values]
+
+
+def _fit_columns(z: np.ndarray, y: np.ndarray, names: Sequence[str], regularisation: float,
+                 prior: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Weights over the named features only (the others stay 0), in FEATURES order."""
+    columns = [FEATURES.index(name) for name in names]
+    coefficients, intercept = _logistic(z[:, columns], y, regularisation,
+                                        None if prior is None else prior[columns], names)
+    full = np.zeros(len(FEATURES))
+    full[columns] = coefficients
+    return full, intercept
 
 
 def _generic_weights(z: np.ndarray, y: np.ndarray, regularisation: float) -> Weights:
-    columns = [FEATURES.index(name) for name in GENERIC_FEATURES]
-    coefficients, intercept = _logistic(z[:, columns], y, regularisation)
-    full = np.zeros(len(FEATURES))
-    full[columns] = coefficients
-    return Weights(coefficients=[round(float(c), 5) for c in full], intercept=round(intercept, 5),
-                   support=int(y.sum()))
+    coefficients, intercept = _fit_columns(z, y, GENERIC_FEATURES, regularisation)
+    return Weights(coefficients=_rounded(coefficients), intercept=round(intercept, 5), support=int(y.sum()))
 
 
 def _pattern_weights(z: np.ndarray, y: np.ndarray, pattern_ids: Sequence[str], own: Sequence[str],
-                     regularisation: float) -> dict[str, Weights]:
-    """Shared weights plus each pattern's departures, in one regression: the departures are
-    penalised like any weight, so a pattern with few pages keeps close to the shared ones."""
+                     regularisation: float, generic: Weights) -> dict[str, Weights]:
+    """Each pattern's weights, fitted on its own pages and pulled towards the generic ones: a pattern
+    with few pages stays near them, one with many finds its own (notices count for the police pattern,
+    offers for the reseller one)."""
     ids = np.array(pattern_ids)
-    blocks = [z]
-    for pid in own:
-        mask = (ids == pid).astype(np.float64)[:, None]
-        blocks += [z * mask * SHARING, mask * SHARING]
-    coefficients, intercept = _logistic(np.hstack(blocks), y, regularisation)
-    k = z.shape[1]
+    prior = np.array(generic.coefficients)
     weights = {}
-    for i, pid in enumerate(own):
-        start = k + i * (k + 1)
-        mine = coefficients[:k] + SHARING * coefficients[start:start + k]
-        weights[pid] = Weights(coefficients=[round(float(c), 5) for c in mine],
-                               intercept=round(intercept + SHARING * float(coefficients[start + k]), 5),
-                               support=int(y[ids == pid].sum()))
+    for pid in own:
+        mine = ids == pid
+        coefficients, intercept = _fit_columns(z[mine], y[mine], PATTERN_FEATURES, regularisation * SHARING, prior)
+        weights[pid] = Weights(coefficients=_rounded(coefficients), intercept=round(intercept, 5),
+                               support=int(y[mine].sum()))
     return weights
 
 
@@ -197,8 +236,9 @@ def fit(samples: Sequence[Sample], model_id: str, regularisation: float = 1.0, c
     pattern_ids = [s.pattern_id for s in samples]
     own = sorted(pid for pid in set(pattern_ids) if sum(1 for s in samples if s.pattern_id == pid and s.positive)
                  >= MIN_SUPPORT)
+    generic = _generic_weights(z, y, regularisation)
     return DecisionModel(model_id=model_id, features=list(FEATURES),
                          mean=[round(float(m), 5) for m in mean], scale=[round(float(s), 5) for s in scale],
-                         generic=_generic_weights(z, y, regularisation),
-                         patterns=_pattern_weights(z, y, pattern_ids, own, regularisation) if own else {},
+                         generic=generic,
+                         patterns=_pattern_weights(z, y, pattern_ids, own, regularisation, generic),
                          cut=cut, created=datetime.now(UTC).isoformat(timespec="seconds"), sources=list(sources))

@@ -26,13 +26,13 @@ from index.evidence import (
     Decisive,
     PageGenre,
     PatternProfile,
-    KEYWORDS_COUNTED,
     UnitScores,
     build_profile,
     page_features,
     with_rivalry,
 )
 from index.patterns import Pattern, PatternLibrary
+from index.textmodel import ExampleTextModel, example_text_model
 
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
@@ -57,6 +57,7 @@ class PatternVectors:
     example_texts: list[str]
     vetoes: np.ndarray        # units analysts dismissed for this pattern
     profile: PatternProfile
+    text_model: ExampleTextModel | None = None
 
 
 @dataclass
@@ -86,6 +87,8 @@ class PageFacts:
     lang: str
     entities: Sequence[EntityHit]
     genre: PageGenre
+    text_scores: dict[str, float] = field(default_factory=dict)   # index.textmodel logits by pattern
+    opening: str = ""                 # the page's title and opening text (index.textmodel.opening)
 
 
 @dataclass
@@ -109,7 +112,8 @@ class Detector:
         self.watchlist = watchlist   # names the entity types in each unit
         self.decision = decision
         self.learned = learned or LearnedExamples()
-        self._background = self._encode(list(background))
+        self._background_texts = list(background)
+        self._background = self._encode(self._background_texts)
         self.vectors = [self._vectors_for(pattern) for pattern in library.patterns]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -124,11 +128,14 @@ class Detector:
         example_vectors = self._encode(examples)
         counter_vectors = self._encode(counters)
         # The profile is the author's, not the verdicts': it must not move with each dismissal.
-        profile = build_profile(example_vectors[:len(pattern.examples)], counter_vectors[:len(pattern.counter_examples)],
-                                self._background, [self._example_types(text) for text in pattern.examples],
-                                [self._example_types(text) for text in pattern.counter_examples])
+        own_examples = example_vectors[:len(pattern.examples)]
+        own_counters = counter_vectors[:len(pattern.counter_examples)]
+        profile = build_profile(own_examples, own_counters, self._background,
+                                [self._example_types(text) for text in pattern.examples])
+        others = [e for p in self.library.patterns if p.id != pattern.id for e in p.examples]
+        text_model = example_text_model(pattern.examples, pattern.counter_examples, self._background_texts, others)
         return PatternVectors(pattern, example_vectors, counter_vectors,
-                              [fold(k) for k in pattern.keywords], examples, vetoes, profile)
+                              [fold(k) for k in pattern.keywords], examples, vetoes, profile, text_model)
 
     def _example_types(self, text: str) -> frozenset[str]:
         folded = fold(text)
@@ -140,7 +147,7 @@ class Detector:
 
     def cut_for(self, pattern: Pattern) -> float:
         """The probability above which the pattern alerts: the pattern file's, else the model's."""
-        return pattern.threshold if pattern.threshold is not None else self.decision.cut
+        return pattern.threshold if pattern.threshold is not None else self.decision.cut_for(pattern.id)
 
     def units(self, chunks: list[str]) -> tuple[list[str], np.ndarray]:
         return embed_units(self.embedder, chunks)
@@ -195,15 +202,16 @@ class Detector:
     def _measure(self, pv: PatternVectors, units: Units, vectors: np.ndarray, facts: PageFacts,
                  page_types: set[str]) -> tuple[UnitScores, Decisive]:
         scores = unit_scores(pv, units, vectors)
-        named = sum(1 for k in pv.keywords if any(k in text for text in units.folded))
-        keyword_share = min(named, KEYWORDS_COUNTED) / KEYWORDS_COUNTED
-        return scores, page_features(pv.profile, scores, units.types, page_types, keyword_share, facts.genre)
+        text = facts.text_scores.get(pv.pattern.id, 0.0)
+        named = sum(1 for keyword in pv.keywords if any(keyword in unit for unit in units.folded))
+        own_text = pv.text_model.score(facts.opening) if pv.text_model is not None and facts.opening else 0.0
+        return scores, page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text)
 
     def _decide(self, pv: PatternVectors, scores: UnitScores, decisive: Decisive, units: Units, facts: PageFacts,
                 page_types: set[str]) -> PatternScore:
         probability = self.decision.probability(pv.pattern.id, decisive.features)
         cut = self.cut_for(pv.pattern)
-        reasons = self._reasons(pv, units, decisive, facts, cut)
+        reasons = self._reasons(pv, units, scores, decisive, facts, cut)
         flagged = probability >= cut
         blocker = gate(pv.pattern, facts.kind, page_types)
         if blocker:
@@ -212,15 +220,16 @@ class Detector:
         return PatternScore(pv.pattern.id, round(probability, 4), flagged, units.texts[decisive.best],
                             pv.example_texts[int(scores.nearest[decisive.best])], reasons)
 
-    def _reasons(self, pv: PatternVectors, units: Units, decisive: Decisive, facts: PageFacts,
-                 cut: float) -> dict:
+    def _reasons(self, pv: PatternVectors, units: Units, scores: UnitScores, decisive: Decisive,
+                 facts: PageFacts, cut: float) -> dict:
         """Why the page scored as it did: the features, each one's share of the decision, the units
-        that carried it and the entity types the decisive one names."""
+        that carried it (nearer the examples than the near misses) and the types the decisive one names."""
         best = decisive.best
+        adjusted = scores.adjusted
         evidence = [units.texts[i] for i in decisive.ranked[:EVIDENCE_UNITS]
-                    if i == best or decisive.features["similarity"] > 0][:EVIDENCE_UNITS]
+                    if i == best or pv.profile.over_counters(float(adjusted[i])) > 0]
         return {
-            "evidence": evidence[:3] if evidence else [units.texts[best]],
+            "evidence": evidence,
             "features": {k: round(v, 4) for k, v in decisive.features.items()},
             "contributions": self.decision.contributions(pv.pattern.id, decisive.features),
             "weights": "own" if pv.pattern.id in self.decision.patterns else "generic",

@@ -17,30 +17,32 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from extract.kind import EVIDENCE_KINDS
 from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
 
 # The features, in the order the decision model's coefficients are stored.
 FEATURES = (
-    "similarity",      # the decisive unit's similarity to the examples, on the pattern's own scale
-    "over_counters",   # the same, on a scale where 0 is where the pattern's near misses sit
-    "rivalry",         # that similarity less the best other pattern's: which pattern the page is about
+    "over_counters",   # the decisive unit's similarity to the examples: 0 where the pattern's near
+                       # misses sit, 1 where its examples sit to one another
+    "rivalry",         # that unit's similarity less the best other pattern's: which pattern the page is about
     "margin",          # how much nearer the examples than the counter-examples that unit is
-    "support",         # the next strongest units: evidence repeated or spread over lines
+    "breadth",         # the five strongest units on the same scale: an offer told in many lines
     "types_unit",      # how fully the strongest units name the entity types an example names
     "types_page",      # the same over the whole page
-    "telling_unit",    # the share of the types that tell the examples from the counter-examples, in those units
-    "telling_page",    # the same over the whole page
-    "keywords",        # the pattern's keywords on the page (distinct ones, up to KEYWORDS_COUNTED)
+    "keywords",        # the share of the pattern's keywords the page names (up to KEYWORDS_COUNTED of them)
     "excluded",        # the most similar unit rules the pattern's own terms out ("不接受英伟达")
+    "near_miss",       # how much nearer a counter-example than any example some unit is: the page says
+                       # what the near misses say (a report, a domestic offer) somewhere
     "genre_news",      # reporting and analysis cues (bylines, "据报道", "said")
-    "genre_primary",   # the stronger of the two below: the page is itself an offer or a notice
-    "genre_offer",     # seller cues (prices, carts, 客服, top-up)
-    "genre_notice",    # procurement cues (项目编号, 预算金额, tender)
+    "genre_primary",   # offer or notice cues (prices, 客服, 项目编号, 预算金额)
+    "news_lead",       # how far the reporting cues outweigh the offer and notice cues
     "genre_other",     # manuals, job ads, policy explainers
     "own_site",        # served from a named company's own site: its own voice
+    "example_text",    # the pattern's own sentence-trained text model on the page's opening (every pattern)
+    "text",            # the pattern's page text model (index.textmodel), where it has one
 )
 TOP_UNITS = 5
-KEYWORDS_COUNTED = 6
+KEYWORDS_COUNTED = 4
 MIN_SCALE = 0.05
 
 
@@ -52,7 +54,6 @@ class PatternProfile:
     positive_level: float     # mean similarity of an example to the nearest other example
     background_level: float   # mean similarity of ordinary web text to the nearest example
     counter_level: float = 0.0   # mean similarity of a counter-example to the nearest example
-    telling: tuple[tuple[str, float], ...] = ()   # entity types named more by examples than by counter-examples
 
     @property
     def scale(self) -> float:
@@ -74,8 +75,7 @@ class PatternProfile:
 
 
 def build_profile(examples: np.ndarray, counters: np.ndarray, background: np.ndarray,
-                  example_types: Sequence[frozenset[str]],
-                  counter_types: Sequence[frozenset[str]] = ()) -> PatternProfile:
+                  example_types: Sequence[frozenset[str]]) -> PatternProfile:
     """Leave-one-out similarity among the examples gives the level of true evidence; the
     background sentences' nearest-example similarity gives the level of text about nothing."""
     if len(examples) > 1:
@@ -86,28 +86,7 @@ def build_profile(examples: np.ndarray, counters: np.ndarray, background: np.nda
         positive = 1.0
     ordinary = float((background @ examples.T).max(axis=1).mean()) if len(background) else 0.0
     near = float((counters @ examples.T).max(axis=1).mean()) if len(counters) else ordinary
-    return PatternProfile(tuple(example_types), positive, ordinary, near, telling_types(example_types, counter_types))
-
-
-def telling_types(example_types: Sequence[frozenset[str]],
-                  counter_types: Sequence[frozenset[str]]) -> tuple[tuple[str, float], ...]:
-    """Entity types weighted by how much more often the examples name them than the counter-examples
-    (smoothed log-odds, positive part): for a reseller pattern, relay and account-shop wording and
-    US model names; a PRC tie that near misses name as often weighs little."""
-    weights = []
-    for kind in sorted(frozenset().union(*example_types) if example_types else frozenset()):
-        in_examples = (sum(kind in types for types in example_types) + 1) / (len(example_types) + 2)
-        in_counters = (sum(kind in types for types in counter_types) + 1) / (len(counter_types) + 2)
-        weight = math.log(in_examples / in_counters)
-        if weight > 0:
-            weights.append((kind, round(weight, 4)))
-    return tuple(weights)
-
-
-def telling_share(profile: PatternProfile, types: set[str] | frozenset[str]) -> float:
-    """The weighted share of the pattern's telling types that ``types`` name."""
-    total = sum(weight for _, weight in profile.telling)
-    return sum(weight for kind, weight in profile.telling if kind in types) / total if total else 0.0
+    return PatternProfile(tuple(example_types), positive, ordinary, near)
 
 
 def type_cover(profile: PatternProfile, types: set[str] | frozenset[str]) -> float:
@@ -142,12 +121,11 @@ class PageGenre:
     own_site: bool = False
 
     def features(self) -> dict[str, float]:
-        offer = max(self.scores.get(kind, 0.0) for kind in ("reseller-ad", "vendor-marketing", "cloud-listing"))
-        notice = self.scores.get("procurement-notice", 0.0)
-        return {"genre_news": math.log1p(self.scores.get("news-commentary", 0.0)),
-                "genre_primary": math.log1p(max(offer, notice)),
-                "genre_offer": math.log1p(offer),
-                "genre_notice": math.log1p(notice),
+        primary = max(self.scores.get(kind, 0.0) for kind in EVIDENCE_KINDS)
+        news = math.log1p(self.scores.get("news-commentary", 0.0))
+        return {"genre_news": news,
+                "genre_primary": math.log1p(primary),
+                "news_lead": max(0.0, news - math.log1p(primary)),
                 "genre_other": math.log1p(self.scores.get("other", 0.0)),
                 "own_site": float(self.own_site)}
 
@@ -162,40 +140,36 @@ class Decisive:
 
 
 def page_features(profile: PatternProfile, units: UnitScores, unit_types: Sequence[set[str]],
-                  page_types: set[str], keyword_share: float, genre: PageGenre) -> Decisive:
+                  page_types: set[str], genre: PageGenre, keywords: int = 0, text: float = 0.0,
+                  example_text: float = 0.0) -> Decisive:
     """The features of one page for one pattern (see FEATURES)."""
     adjusted = units.adjusted
     ranked = [int(i) for i in np.argsort(-adjusted)]
     best = ranked[0]
     top = ranked[:TOP_UNITS]
     raw_best = int(np.argmax(units.positive))
-    support = float(np.mean(adjusted[ranked[1:3]])) if len(ranked) > 1 else float(adjusted[best])
     features = {
-        "similarity": float(profile.normalise(float(adjusted[best]))),
         "over_counters": float(profile.over_counters(float(adjusted[best]))),
-        "rivalry": 0.0,    # set once every pattern has been scored (with_rivalry)
+        "rivalry": float(profile.normalise(float(adjusted[best]))),   # made relative in with_rivalry
         "margin": float(np.clip((units.positive[best] - units.negative[best]) / profile.scale, -2.0, 2.0)),
-        "support": float(profile.normalise(support)),
+        "breadth": float(np.mean([profile.over_counters(float(adjusted[i])) for i in top])),
         "types_unit": max(type_cover(profile, unit_types[i]) for i in top),
         "types_page": type_cover(profile, page_types),
-        "telling_unit": max(telling_share(profile, unit_types[i]) for i in top),
-        "telling_page": telling_share(profile, page_types),
-        "keywords": keyword_share,
+        "keywords": min(keywords, KEYWORDS_COUNTED) / KEYWORDS_COUNTED,
         "excluded": float(not units.usable[raw_best]),
+        "near_miss": float(np.clip(np.max(units.negative - units.positive) / profile.scale, 0.0, 2.0)),
         **genre.features(),
+        "example_text": float(np.clip(example_text, -3.0, 3.0)),
+        "text": text,
     }
     return Decisive(best, ranked, features)
-
-
-def feature_vector(features: dict[str, float]) -> np.ndarray:
-    return np.array([features[name] for name in FEATURES], dtype=np.float64)
 
 
 def with_rivalry(decisives: list[Decisive]) -> list[Decisive]:
     """Each pattern's similarity against the strongest other pattern's on the same page: a page
     about a reseller's Azure OpenAI accounts resembles the US-cloud-services examples too, but
     less than the reseller ones. With one pattern there is no rival: 0."""
-    sims = [d.features["similarity"] for d in decisives]
+    sims = [d.features["rivalry"] for d in decisives]
     out = []
     for i, decisive in enumerate(decisives):
         others = sims[:i] + sims[i + 1:]

@@ -286,20 +286,25 @@ def calibrate(folders: Annotated[list[Path] | None,
                                 typer.Argument(help="Labelled folders (pages + labels.jsonl).")] = None,
               use_feedback: Annotated[bool, typer.Option("--feedback/--no-feedback",
                                                          help="Also learn from recorded verdicts.")] = True,
-              out: Annotated[Path | None, typer.Option(help="Where to write (default: HOME/calibration.yaml).")] = None,
+              out: Annotated[Path | None, typer.Option(
+                  help="Decision file to write (default: HOME/decision.yaml); text models go beside it.")] = None,
               ) -> None:
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
     settings = _settings()
     try:
-        calibration, path = run_calibration(settings, folders or [], use_feedback, out)
+        calibrated = run_calibration(settings, folders or [], use_feedback, out)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"decision model for {calibration.model_id}: written to {path}")
+    calibration = calibrated.decision
+    typer.echo(f"decision model for {calibration.model_id}: written to {calibrated.decision_path}")
+    typer.echo(f"page text models for {', '.join(sorted(calibrated.text_models.weights)) or 'no pattern'}: "
+               f"written to {calibrated.text_model_path}")
     for pid, weights in calibration.patterns.items():
         typer.echo(f"  {pid:36} own weights, {weights.support} labelled evidence pages")
-    typer.echo(f"  {'(any other pattern)':36} generic weights, {calibration.generic.support} labelled evidence pages")
+    typer.echo(f"  {'(any other pattern)':36} generic weights, {calibration.generic.support} labelled evidence pages, "
+               f"cut {calibration.generic_cut}")
     for name, value in calibration.cross_validation.items():
         typer.echo(f"  {name:48} {value:.3f}")
 

@@ -203,6 +203,8 @@ class Settings(_Section):
     watchlist_file: Path = SEEDS_DIR / "watchlist.yaml"
     # The decision model fitted by `loophole calibrate`; the home's own file (if any) overrides this one.
     decision_file: Path = SEEDS_DIR / "decision.yaml"
+    # Page text models fitted by `loophole calibrate` with the decision model (index.textmodel).
+    text_model_file: Path = SEEDS_DIR / "text_models.npz"
     # Ordinary web sentences each pattern measures its own similarity scale against (index.evidence).
     background_file: Path = SEEDS_DIR / "background.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -260,6 +262,10 @@ class Settings(_Section):
     @property
     def decision_files(self) -> list[Path]:
         return [self.decision_file, self.home / "decision.yaml"]
+
+    @property
+    def text_model_files(self) -> list[Path]:
+        return [self.text_model_file, self.home / "text_models.npz"]
 
     @property
     def outbox_dir(self) -> Path:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from index.decision import Sample
 from index.store import Detection, Document
+from index.textmodel import opening
 from loophole.config import ConfigError, Settings
 from loophole.pipeline import Monitor, RawPage
 
@@ -37,6 +38,7 @@ class Outcome:
     kind: str
     evidence: dict[str, str] = field(default_factory=dict)
     features: dict[str, dict[str, float]] = field(default_factory=dict)   # pattern -> evidence features
+    text: str = ""                                                         # the page's opening (index.textmodel)
 
     def samples(self, group: str = "") -> list[Sample]:
         """Every pattern's features with the truth, for fitting and checking a decision model."""
@@ -114,7 +116,7 @@ def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
             evidence = {d.pattern_id: _why(d) for d in detections if d.flagged or d.pattern_id in label.patterns}
             features = {d.pattern_id: (d.reasons or {}).get("features", {}) for d in detections
                         if not (d.reasons or {}).get("suppressed")}
-            outcomes.append(Outcome(label, flagged, doc.kind, evidence, features))
+            outcomes.append(Outcome(label, flagged, doc.kind, evidence, features, opening(doc.title, doc.text)))
     return outcomes
 
 
@@ -123,9 +125,9 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
     """Run the whole chain on the folder in a temporary home; the user's data is not touched."""
     labels = read_labels(folder)
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
-        user_decision = base.home / "decision.yaml"
-        decision = user_decision if user_decision.exists() else base.decision_file
-        settings = base.model_copy(update={"home": Path(tmp), "database_url": None, "decision_file": decision})
+        settings = base.model_copy(update={"home": Path(tmp), "database_url": None,
+                                           "decision_file": _users(base, "decision.yaml", base.decision_file),
+                                           "text_model_file": _users(base, "text_models.npz", base.text_model_file)})
         monitor = Monitor(settings, extra_patterns)
         iterator: Iterable[Label] = labels
         if progress:
@@ -140,6 +142,12 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
         pattern_ids = [p.id for p in monitor.library.patterns]
         monitor.store.close()
     return metrics(outcomes, pattern_ids), outcomes
+
+
+def _users(settings: Settings, name: str, shipped: Path) -> Path:
+    """The data directory's own fitted file if there is one, else the shipped one."""
+    own = settings.home / name
+    return own if own.exists() else shipped
 
 
 def misclassified(outcomes: list[Outcome]) -> list[Outcome]:

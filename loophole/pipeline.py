@@ -22,13 +22,14 @@ from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
 from index.decision import load_decision, untrained
 from index.detect import Detector, PageFacts, PatternScore
-from index.evidence import PageGenre, load_background
 from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
+from index.evidence import PageGenre, load_background
 from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
+from index.textmodel import TextModels, load_text_models, opening
 from index.vectors import ModelMismatch, VectorIndex
 from loophole.config import Settings
 from loophole.workers import Prepared, WorkerPool, embed_page, in_order, prepare
@@ -93,6 +94,10 @@ class Monitor:
             decision = untrained(self.embedder.model_id)
         return Detector(self.library, self.embedder, decision, learned_examples(self.store), self.watchlist,
                         load_background(self.settings.background_file))
+
+    @cached_property
+    def text_models(self) -> TextModels | None:
+        return load_text_models(self.settings.text_model_files)
 
     @cached_property
     def vectors(self) -> VectorIndex:
@@ -287,7 +292,9 @@ class Monitor:
         texts = prepared.units[:prepared.chunk_count]
         ids, new_ids = self._replace_chunks(doc_id, texts)
         self._index_new_chunks(ids, new_ids, prepared.vectors[:prepared.chunk_count])
-        facts = PageFacts(page.kind, page.lang, entities, PageGenre(page.genre, page.own_site))
+        start = opening(page.title, page.text)
+        text_scores = self.text_models.scores(start) if self.text_models else {}
+        facts = PageFacts(page.kind, page.lang, entities, PageGenre(page.genre, page.own_site), text_scores, start)
         scores = self.detector.score(prepared.units, prepared.vectors, facts)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
