@@ -29,7 +29,7 @@ _CHALLENGE_MARKUP = ("challenge-form", "cf-challenge", "cf_chl_", "cf-browser-ve
                      "h-captcha", "geetest_", "tencentcaptcha", "nc_1_wrapper", "aliyun_waf", "_incapsula_resource",
                      "_abck", "captcha-container", "slide-verify", "/cdn-cgi/challenge-platform/")
 MIN_TEXT_CHARS = 40
-CHALLENGE_TEXT_CHARS = 400    # a challenge page says a sentence or two; a page with more is content
+CHALLENGE_TEXT_CHARS = 120    # a challenge page says a sentence or two; a page with more is content
 SHORT_PAGE_CHARS = 1500       # longer pages are content whatever their title or markup
 
 

@@ -126,7 +126,7 @@ def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
         if any(hint in url_lower for hint in hints):
             scores[kind] = scores.get(kind, 0.0) + 4.0
     if _DATED_PATH.search(url_lower):
-        scores["news-commentary"] += 3.0
+        scores["news-commentary"] += 7.0
     return scores
 
 

@@ -155,7 +155,7 @@ def _matrix(samples: Sequence[Sample]) -> np.ndarray:
 # reads the right way round; the rest may go either way.
 ADDING = frozenset({"over_counters", "rivalry", "margin", "breadth", "types_unit", "types_page", "keywords",
                     "genre_primary", "example_text", "text"})
-TAKING = frozenset({"genre_news", "genre_other", "excluded", "near_miss", "news_lead"})
+TAKING = frozenset({"reporting", "genre_news", "genre_other", "excluded", "near_miss", "news_lead"})
 
 
 def _bounds(names: Sequence[str]) -> list[tuple[float | None, float | None]]:

@@ -32,7 +32,7 @@ from index.evidence import (
     with_rivalry,
 )
 from index.patterns import Pattern, PatternLibrary
-from index.textmodel import ExampleTextModel, example_text_model
+from index.textmodel import REPORTING, ExampleTextModel, example_text_model
 
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
@@ -205,7 +205,9 @@ class Detector:
         text = facts.text_scores.get(pv.pattern.id, 0.0)
         named = sum(1 for keyword in pv.keywords if any(keyword in unit for unit in units.folded))
         own_text = pv.text_model.score(facts.opening) if pv.text_model is not None and facts.opening else 0.0
-        return scores, page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text)
+        reporting = facts.text_scores.get(REPORTING, 0.0)
+        return scores, page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text,
+                                     reporting)
 
     def _decide(self, pv: PatternVectors, scores: UnitScores, decisive: Decisive, units: Units, facts: PageFacts,
                 page_types: set[str]) -> PatternScore:
@@ -213,7 +215,8 @@ class Detector:
         cut = self.cut_for(pv.pattern)
         reasons = self._reasons(pv, units, scores, decisive, facts, cut)
         flagged = probability >= cut
-        blocker = gate(pv.pattern, facts.kind, page_types)
+        blocker = gate(pv.pattern, facts.kind, page_types) or (
+            "an analyst dismissed this evidence before" if scores.repeats_dismissed else None)
         if blocker:
             reasons["suppressed"] = blocker
             flagged = False
@@ -252,9 +255,10 @@ def unit_scores(pv: PatternVectors, units: Units, vectors: np.ndarray) -> UnitSc
     negative = (vectors @ pv.counters.T).max(axis=1) if len(pv.counters) else np.zeros(len(vectors))
     usable = np.array([not (excludes_pattern_terms(pv, text, units.types_in) or about_mainland_cloud(pv, types))
                        for text, types in zip(units.folded, units.types, strict=True)], dtype=bool)
-    if len(pv.vetoes):
-        usable &= (vectors @ pv.vetoes.T).max(axis=1) < VETO_SIMILARITY
-    return UnitScores(positive.max(axis=1), negative, positive.argmax(axis=1), usable)
+    vetoed = (vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY if len(pv.vetoes) else None
+    if vetoed is not None:
+        usable &= ~vetoed
+    return UnitScores(positive.max(axis=1), negative, positive.argmax(axis=1), usable, vetoed)
 
 
 def embed_units(embedder: Embedder, chunks: list[str]) -> tuple[list[str], np.ndarray]:

@@ -33,6 +33,7 @@ FEATURES = (
     "excluded",        # the most similar unit rules the pattern's own terms out ("不接受英伟达")
     "near_miss",       # how much nearer a counter-example than any example some unit is: the page says
                        # what the near misses say (a report, a domestic offer) somewhere
+    "reporting",       # the reporting text model (index.textmodel.REPORTING): news and commentary read so
     "genre_news",      # reporting and analysis cues (bylines, "据报道", "said")
     "genre_primary",   # offer or notice cues (prices, 客服, 项目编号, 预算金额)
     "news_lead",       # how far the reporting cues outweigh the offer and notice cues
@@ -105,6 +106,12 @@ class UnitScores:
     negative: np.ndarray      # similarity to the nearest counter-example (0 without any)
     nearest: np.ndarray       # index of the nearest example
     usable: np.ndarray        # False for units that rule the pattern out or were vetoed by analysts
+    vetoed: np.ndarray | None = None   # True for units an analyst dismissed before (the same evidence again)
+
+    @property
+    def repeats_dismissed(self) -> bool:
+        """Whether the unit most like the examples is one an analyst already dismissed."""
+        return self.vetoed is not None and bool(self.vetoed[int(np.argmax(self.positive))])
 
     @property
     def adjusted(self) -> np.ndarray:
@@ -141,7 +148,7 @@ class Decisive:
 
 def page_features(profile: PatternProfile, units: UnitScores, unit_types: Sequence[set[str]],
                   page_types: set[str], genre: PageGenre, keywords: int = 0, text: float = 0.0,
-                  example_text: float = 0.0) -> Decisive:
+                  example_text: float = 0.0, reporting: float = 0.0) -> Decisive:
     """The features of one page for one pattern (see FEATURES)."""
     adjusted = units.adjusted
     ranked = [int(i) for i in np.argsort(-adjusted)]
@@ -158,6 +165,7 @@ def page_features(profile: PatternProfile, units: UnitScores, unit_types: Sequen
         "keywords": min(keywords, KEYWORDS_COUNTED) / KEYWORDS_COUNTED,
         "excluded": float(not units.usable[raw_best]),
         "near_miss": float(np.clip(np.max(units.negative - units.positive) / profile.scale, 0.0, 2.0)),
+        "reporting": float(np.clip(reporting, -8.0, 8.0)),
         **genre.features(),
         "example_text": float(np.clip(example_text, -3.0, 3.0)),
         "text": text,

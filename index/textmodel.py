@@ -86,13 +86,20 @@ def load_text_models(paths: Sequence[Path]) -> TextModels | None:
     return TextModels.load(found[-1]) if found else None
 
 
+REPORTING = "reporting"       # the target "this page reports on or comments about its subject"
+
+
 @dataclass(frozen=True)
 class Document:
-    """A labelled page for fitting: its opening, the patterns it is evidence of, who wrote it."""
+    """A labelled page for fitting: its opening, the patterns it is evidence of, who wrote it, its kind."""
 
     text: str
     patterns: frozenset[str]
     group: str
+    kind: str = ""
+
+    def is_a(self, target: str) -> bool:
+        return self.kind == "news-commentary" if target == REPORTING else target in self.patterns
 
 
 def _fit_one(x: spmatrix, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -103,8 +110,9 @@ def _fit_one(x: spmatrix, y: np.ndarray) -> tuple[np.ndarray, float]:
 
 def fit_text_models(documents: Sequence[Document], targets: Sequence[str],
                     extra: dict[str, list[tuple[str, bool]]] | None = None) -> TextModels:
-    """One model per target over a shared vocabulary. ``extra`` adds a target's own example and
-    counter-example sentences as short labelled texts: the pattern author's words count too."""
+    """One model per target (a pattern, or REPORTING for news and commentary) over a shared vocabulary.
+    ``extra`` adds a target's own example and counter-example sentences as short labelled texts: the
+    pattern author's words count too."""
     extra = extra or {}
     texts = [d.text for d in documents]
     vectorizer = _vectorizer().fit(texts + [t for pairs in extra.values() for t, _ in pairs])
@@ -112,7 +120,7 @@ def fit_text_models(documents: Sequence[Document], targets: Sequence[str],
     for target in targets:
         own = extra.get(target, [])
         x = vectorizer.transform(texts + [t for t, _ in own])
-        y = np.array([target in d.patterns for d in documents] + [label for _, label in own])
+        y = np.array([d.is_a(target) for d in documents] + [label for _, label in own])
         if 0 < y.sum() < len(y):
             weights[target] = _fit_one(x, y)
     vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)

@@ -20,7 +20,7 @@ from index.embed import get_embedder
 from index.feedback import verdict_labels
 from index.patterns import PatternLibrary, load_library
 from index.store import Detection, Store
-from index.textmodel import Document, TextModels, fit_text_models, out_of_fold_scores
+from index.textmodel import REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
 from loophole.config import ConfigError, Settings
 from loophole.evaluate import Outcome, evaluate
 
@@ -74,11 +74,13 @@ def _text_targets(outcomes: list[tuple[str, Outcome]]) -> list[str]:
 def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary) -> tuple[list[Sample], TextModels]:
     """The labelled samples with their ``text`` feature replaced by out-of-fold logits, and the text
     models fitted on every page."""
-    documents = [Document(outcome.text, frozenset(outcome.label.patterns), group) for group, outcome in outcomes]
-    targets = _text_targets(outcomes)
+    documents = [Document(outcome.text, frozenset(outcome.label.patterns), group, outcome.label.kind)
+                 for group, outcome in outcomes]
+    targets = [*_text_targets(outcomes), REPORTING]
     extra = _author_sentences(library, targets)
     held_out = out_of_fold_scores(documents, targets, extra)
-    samples = [replace(sample, features={**sample.features, "text": held_out[i].get(sample.pattern_id, 0.0)})
+    samples = [replace(sample, features={**sample.features, "text": held_out[i].get(sample.pattern_id, 0.0),
+                                         "reporting": held_out[i].get(REPORTING, 0.0)})
                for i, (group, outcome) in enumerate(outcomes) for sample in outcome.samples(group)]
     return samples, fit_text_models(documents, targets, extra)
 
