@@ -75,7 +75,7 @@ class BlockPageMiddleware:
     def _page_block(response: TextResponse) -> str | None:
         # The response's own selector, parsed once and cached: the spider's callback reuses it.
         page = response.selector
-        return block_reason(visible_text(page), page.css("title::text").get(default=""))
+        return block_reason(visible_text(page), page.css("title::text").get(default=""), response.text)
 
     def _api_block(self, response: TextResponse) -> str | None:
         """A JSON answer's own block codes (a captcha, "too frequent"), as its spider reads them."""

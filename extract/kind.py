@@ -22,7 +22,7 @@ _URL_HINTS: dict[str, tuple[str, ...]] = {
     # A company's newsroom is its own voice, dated paths or not.
     "vendor-marketing": ("/newsroom", "/press-release", "/press/", "/media-center", "/company-news", "/gsxw"),
     "news-commentary": ("/news/", "news.", "/article", "/opinion", "/blog/", "/insights/", "/commentary",
-                        "/analysis/", "/publications/", "/20", "/content_", "/research/", "/reports/", "/story/",
+                        "/analysis/", "/publications/", "/content_", "/research/", "/reports/", "/story/",
                         "/stories/", "/features/", "/zcjd/", "/investigations/"),
     # Help and careers sections: manuals, guides and job ads are about a product or a cloud, not an offer.
     "other": ("/support/", "/manual", "/job/", "/jobs/", "/careers/", "/zhaopin/"),
@@ -126,7 +126,7 @@ def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
         if any(hint in url_lower for hint in hints):
             scores[kind] = scores.get(kind, 0.0) + 4.0
     if _DATED_PATH.search(url_lower):
-        scores["news-commentary"] += 3.0
+        scores["news-commentary"] += 7.0
     return scores
 
 
@@ -142,7 +142,11 @@ SELLER_KINDS = ("vendor-marketing", "cloud-listing", "reseller-ad")
 def classify_kind(text: str, url: str = "", title: str = "") -> str:
     """The kind with the strongest cues; a page whose seller cues are each weak but add up (a broker's
     one-page pitch) is the strongest seller kind, not ``other``."""
-    scores = kind_scores(text, url, title)
+    return kind_from_scores(kind_scores(text, url, title))
+
+
+def kind_from_scores(scores: dict[str, float]) -> str:
+    """The kind that :func:`kind_scores` favours (see :func:`classify_kind`)."""
     # On a tie, reporting wins: an article quoting an ad is likelier than an ad with a byline.
     best = max(scores, key=lambda kind: (scores[kind], kind == "news-commentary"))
     if scores[best] >= 2.0:

@@ -16,7 +16,7 @@ from extract.charset import decode_html
 from extract.fields import parse_procurement_fields
 from extract.guards import UnusableContent, looks_binary
 from extract.jsondoc import json_page, names_json_paths
-from extract.kind import SELLER_KINDS, classify_kind
+from extract.kind import SELLER_KINDS, kind_from_scores, kind_scores
 from extract.language import detect_language
 
 _DATE = re.compile(r"(20\d\d|19\d\d)\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
@@ -32,6 +32,8 @@ class ExtractedPage:
     encoding: str
     fields: dict = field(default_factory=dict)
     site: str = ""                     # the site's own name (og:site_name, or <title> after the page's)
+    genre: dict[str, float] = field(default_factory=dict)   # each kind's cue score (extract.kind.kind_scores)
+    own_site: bool = False             # served from a named company's own site (set by the pipeline)
 
     def entity_text(self) -> str:
         """The text whose names say who and what the page is about. On a seller's page the site
@@ -153,11 +155,13 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
     text = chosen.get("text", "")
     html_title = _html_title(page)
     title = page_title(chosen.get("title", ""), html_title)
-    reason = block_reason(text, title)
+    reason = block_reason(text, title, html_text)
     if reason:
         raise UnusableContent(reason)
     lang = detect_language(title + "\n" + text)
-    kind = classify_kind(visible_text(page) or text, url, title)
+    genre = kind_scores(visible_text(page) or text, url, title)
+    kind = kind_from_scores(genre)
     fields = parse_procurement_fields(text, title, page).as_dict() if kind == "procurement-notice" else {}
     return ExtractedPage(text=text, title=title, date=normalise_date(chosen.get("date")), lang=lang,
-                         kind=kind, encoding=encoding, fields=fields, site=site_name(page, html_title, title))
+                         kind=kind, encoding=encoding, fields=fields, site=site_name(page, html_title, title),
+                         genre=genre)

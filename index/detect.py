@@ -1,10 +1,12 @@
-"""Score documents against the pattern library, sentence by sentence.
+"""Score documents against the pattern library: evidence features per pattern, one learned decision.
 
 Why sentences: the decisive evidence is often one line item in a long table; a whole-page
-vector dilutes it. Why counter-examples: a near miss (domestic cloud, mainland-operated
-Azure, on-premises manual) uses the same words as the evidence, so a sentence counts only
-as far as it is closer to the pattern's examples than to its counter-examples. Why kinds:
-news and commentary describe the patterns in the same vocabulary but are not evidence.
+vector dilutes it. Why counter-examples: a near miss (domestic cloud, mainland-operated Azure,
+on-premises manual) uses the same words as the evidence, so a unit counts only as far as it is
+closer to the pattern's examples than to its counter-examples. Why genre is a feature, not a
+gate: real sellers write tutorials, forum posts and FAQs, and a hard "news, so never evidence"
+guess silenced them; reporting cues now weigh against an alert as much as labelled pages say.
+The decision (index.decision) turns the features into a calibrated probability.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from extract.kind import EVIDENCE_KINDS
 from index.chunking import detection_joins, join_text
+from index.decision import DecisionModel
 from index.embed import Embedder
 from index.entities import EntityHit, Watchlist, fold, written_in_traditional
+from index.evidence import (
+    Decisive,
+    PageGenre,
+    PatternProfile,
+    UnitScores,
+    build_profile,
+    page_features,
+    with_rivalry,
+)
 from index.patterns import Pattern, PatternLibrary
+from index.textmodel import REPORTING, ExampleTextModel, example_text_model
 
-DEFAULT_THRESHOLD = 0.62
-KEYWORD_BONUS = 0.12          # a sentence naming the pattern's cues is stronger evidence
-DOC_KEYWORD_BONUS = 0.08      # the rest of the page corroborating the decisive sentence
-COUNTER_PENALTY = 1.0         # how much being nearer a counter-example costs
-CUE_BONUS = 0.15             # a unit naming every cue type of the pattern (index.patterns.Pattern.cues)
-UNCUED_PENALTY = 0.06         # a unit naming none of the pattern's cue types (names_no_cue)
-NEGATION_PENALTY = 0.15       # an exclusion clause ("不接受NVIDIA", "must not use overseas regions")
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
@@ -39,6 +44,8 @@ _CLAUSE_END = re.compile(r"[，,；;。！？!?]")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page
 EVIDENCE_UNITS = 20           # units kept per alert, so a verdict covers all of a page's evidence
+PRC = "prc"                   # pseudo entity type: the text is in Simplified Chinese or names a PRC tie
+US_CLOUD_TYPES = frozenset({"us-cloud", "us-ai-service", "us-ai-model"})
 
 
 @dataclass
@@ -49,16 +56,14 @@ class PatternVectors:
     keywords: list[str]
     example_texts: list[str]
     vetoes: np.ndarray        # units analysts dismissed for this pattern
-    cue_types: frozenset[str] = field(init=False)   # every type in the pattern's cue groups
-
-    def __post_init__(self) -> None:
-        self.cue_types = frozenset(kind for group in self.pattern.cues for kind in group)
+    profile: PatternProfile
+    text_model: ExampleTextModel | None = None
 
 
 @dataclass
 class PatternScore:
     pattern_id: str
-    score: float
+    score: float              # the decision model's probability that the page is evidence
     flagged: bool
     sentence: str
     nearest_example: str
@@ -74,17 +79,41 @@ class LearnedExamples:
     counter_examples: dict[str, list[str]] = field(default_factory=dict)
 
 
-class Detector:
-    """Example vectors are computed once per library and model, then reused for every page."""
+@dataclass(frozen=True)
+class PageFacts:
+    """What the page says about itself, apart from its units: every pattern reads the same."""
 
-    def __init__(self, library: PatternLibrary, embedder: Embedder,
-                 thresholds: dict[str, float] | None = None, learned: LearnedExamples | None = None,
-                 watchlist: Watchlist | None = None) -> None:
+    kind: str
+    lang: str
+    entities: Sequence[EntityHit]
+    genre: PageGenre
+    text_scores: dict[str, float] = field(default_factory=dict)   # index.textmodel logits by pattern
+    opening: str = ""                 # the page's title and opening text (index.textmodel.opening)
+
+
+@dataclass
+class Units:
+    """A document's scoring units: as written, folded, and the entity types each one names."""
+
+    texts: Sequence[str]
+    folded: Sequence[str]
+    types: Sequence[set[str]]
+    types_in: Callable[[str], set[str]] = field(default=lambda text: set())
+
+
+class Detector:
+    """Example vectors and profiles are computed once per library and model, then reused."""
+
+    def __init__(self, library: PatternLibrary, embedder: Embedder, decision: DecisionModel,
+                 learned: LearnedExamples | None = None, watchlist: Watchlist | None = None,
+                 background: Sequence[str] = ()) -> None:
         self.library = library
         self.embedder = embedder
-        self.watchlist = watchlist   # names the entity types in each unit, for patterns' cues
-        self.thresholds = thresholds or {}
+        self.watchlist = watchlist   # names the entity types in each unit
+        self.decision = decision
         self.learned = learned or LearnedExamples()
+        self._background_texts = list(background)
+        self._background = self._encode(self._background_texts)
         self.vectors = [self._vectors_for(pattern) for pattern in library.patterns]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -96,92 +125,140 @@ class Detector:
         examples = pattern.examples + self.learned.examples.get(pattern.id, [])
         counters = pattern.counter_examples + self.learned.counter_examples.get(pattern.id, [])
         vetoes = self._encode(self.learned.counter_examples.get(pattern.id, []))
-        return PatternVectors(pattern, self._encode(examples), self._encode(counters),
-                              [fold(k) for k in pattern.keywords], examples, vetoes)
+        example_vectors = self._encode(examples)
+        counter_vectors = self._encode(counters)
+        # The profile is the author's, not the verdicts': it must not move with each dismissal.
+        own_examples = example_vectors[:len(pattern.examples)]
+        own_counters = counter_vectors[:len(pattern.counter_examples)]
+        profile = build_profile(own_examples, own_counters, self._background,
+                                [self._example_types(text) for text in pattern.examples])
+        others = [e for p in self.library.patterns if p.id != pattern.id for e in p.examples]
+        text_model = example_text_model(pattern.examples, pattern.counter_examples, self._background_texts, others)
+        return PatternVectors(pattern, example_vectors, counter_vectors,
+                              [fold(k) for k in pattern.keywords], examples, vetoes, profile, text_model)
 
-    def threshold_for(self, pattern: Pattern) -> float:
-        """Calibrated threshold if there is one for this library and model, else the file's, else the default."""
-        if pattern.id in self.thresholds:
-            return self.thresholds[pattern.id]
-        return pattern.threshold or DEFAULT_THRESHOLD
+    def _example_types(self, text: str) -> frozenset[str]:
+        folded = fold(text)
+        types = self._types_in(folded)
+        if "prc-tie" in types or (not text.isascii() and not written_in_traditional(text, sample=len(text))
+                                  and _mostly_han(text)):
+            types.add(PRC)
+        return frozenset(types - {"prc-tie"})
+
+    def cut_for(self, pattern: Pattern) -> float:
+        """The probability above which the pattern alerts: the pattern file's, else the model's."""
+        return pattern.threshold if pattern.threshold is not None else self.decision.cut_for(pattern.id)
 
     def units(self, chunks: list[str]) -> tuple[list[str], np.ndarray]:
         return embed_units(self.embedder, chunks)
 
-    def score(self, sentences: Sequence[str], vectors: np.ndarray, kind: str,
-              entities: Sequence[EntityHit], lang: str = "und") -> list[PatternScore]:
+    def score(self, sentences: Sequence[str], vectors: np.ndarray, facts: PageFacts) -> list[PatternScore]:
         """One score per pattern for a document given the vectors of its units.
 
-        Units are sentences and the passages built from them (index.chunking.detection_joins);
-        the best-scoring unit decides and is reported as the reason.
-
-        The document's language is a pseudo entity type (``lang:zh``) so that a pattern can
-        require a PRC tie that a Chinese-language page has without naming it.
+        Units are sentences and the passages built from them (index.chunking.detection_joins).
         """
         folded = [fold(sentence) for sentence in sentences]
         units = Units(sentences, folded, self._unit_types(folded), self._types_in)
-        entity_types = self._page_types(entities, units, language_tag(lang, sentences))
+        page_types = self._page_types(facts.entities, units, language_tag(facts.lang, sentences))
+        tie = {PRC} if PRC in page_types else set()
+        units = Units(sentences, folded, [(types - {"prc-tie"}) | tie for types in units.types], self._types_in)
         # One BLAS thread: these products are a few hundred rows, and a second thread on a busy
         # 2-core machine made scoring four times slower (22 against 96-125 ms per page, measured).
+        if not units.texts:
+            return [PatternScore(pv.pattern.id, 0.0, False, "", "", {"why": "no text"}) for pv in self.vectors]
         with _BLAS.limit(limits=1, user_api="blas"):
-            return [self._score_one(pv, units, vectors, kind, entity_types) for pv in self.vectors]
+            measured = [self._measure(pv, units, vectors, facts, page_types) for pv in self.vectors]
+        decisives = with_rivalry([decisive for _, decisive in measured])
+        return [self._decide(pv, scores, decisive, units, facts, page_types)
+                for pv, (scores, _), decisive in zip(self.vectors, measured, decisives, strict=True)]
 
     def _page_types(self, entities: Sequence[EntityHit], units: Units, tag: str) -> set[str]:
-        """The entity types the page names for ``requires``, less those it names only to rule out
-        (a PRC tie or a sanctioned vendor inside an exclusion) and, on a page that is not in
-        Simplified Chinese and names no PRC tie, those named only by generic words."""
-        types = {hit.type for hit in entities} | {f"lang:{tag}"}
-        if self.watchlist is None:
-            return types
-        if "prc-tie" in types and not names_tie_outside_exclusions(units):
-            types.discard("prc-tie")
-        if "sanctioned-vendor" in types and not any(
-                named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor"))
-                for text, unit_types in zip(units.folded, units.types, strict=True)
-                if "sanctioned-vendor" in unit_types):
-            types.discard("sanctioned-vendor")
-        if tag != "zh" and "prc-tie" not in types:
-            types -= only_generic_types(entities)
-        return types
+        """The entity types the page names, less those it names only to rule out (a PRC tie or a
+        sanctioned vendor inside an exclusion) and, on a page that is not in Simplified Chinese
+        and names no PRC tie, those named only by generic words. ``prc`` stands for a PRC tie
+        named, or the page being in Simplified Chinese."""
+        types = {hit.type for hit in entities}
+        if self.watchlist is not None:
+            if "prc-tie" in types and not names_tie_outside_exclusions(units):
+                types.discard("prc-tie")
+            if "sanctioned-vendor" in types and not any(
+                    named_not_excluded(text, self.watchlist.mentions(text, "sanctioned-vendor"))
+                    for text, unit_types in zip(units.folded, units.types, strict=True)
+                    if "sanctioned-vendor" in unit_types):
+                types.discard("sanctioned-vendor")
+            if tag != "zh" and "prc-tie" not in types:
+                types -= only_generic_types(entities)
+        if tag == "zh" or "prc-tie" in types:
+            types.add(PRC)
+        types.discard("prc-tie")
+        return types | {f"lang:{tag}"}
 
     def _types_in(self, text: str) -> set[str]:
         return self.watchlist.types_in(text) if self.watchlist is not None else set()
 
     def _unit_types(self, folded: Sequence[str]) -> list[set[str]]:
-        """Each unit's entity types: for the patterns' cues, and for where a PRC tie is named."""
-        if self.watchlist is None:
-            return [set() for _ in folded]
-        return [self.watchlist.types_in(text) for text in folded]
+        return [self._types_in(text) for text in folded]
 
-    def _score_one(self, pv: PatternVectors, units: Units, vectors: np.ndarray, kind: str,
-                   entity_types: set[str]) -> PatternScore:
-        sentences, folded = units.texts, units.folded
-        if len(sentences) == 0:
-            return PatternScore(pv.pattern.id, 0.0, False, "", "", {"why": "no text"})
-        sentence_scores, nearest, keyword_hits = sentence_evidence(pv, units, vectors)
-        best = int(np.argmax(sentence_scores))
-        doc_keywords = sorted({k for k in pv.keywords if any(k in text for text in folded)})
-        doc_bonus = DOC_KEYWORD_BONUS * min(len(doc_keywords), 4) / 4
-        score = float(sentence_scores[best]) + doc_bonus
-        threshold = self.threshold_for(pv.pattern)
-        ranked = np.argsort(-sentence_scores)[:EVIDENCE_UNITS]
-        strong = [i for i in ranked if sentence_scores[i] + doc_bonus >= threshold]
-        reasons = {
-            "evidence": [sentences[i] for i in strong] or [sentences[best]],
-            "sentence_similarity": round(float(sentence_scores[best]), 4),
-            "keywords": doc_keywords[:12],
-            "sentence_keywords": keyword_hits[best],
-            "sentence_entity_types": sorted(units.types[best]),
-            "kind": kind,
-            "threshold": round(threshold, 4),
-        }
-        flagged = score >= threshold
-        blocker = gate(pv.pattern, kind, entity_types)
+    def _measure(self, pv: PatternVectors, units: Units, vectors: np.ndarray, facts: PageFacts,
+                 page_types: set[str]) -> tuple[UnitScores, Decisive]:
+        scores = unit_scores(pv, units, vectors)
+        text = facts.text_scores.get(pv.pattern.id, 0.0)
+        named = sum(1 for keyword in pv.keywords if any(keyword in unit for unit in units.folded))
+        own_text = pv.text_model.score(facts.opening) if pv.text_model is not None and facts.opening else 0.0
+        reporting = facts.text_scores.get(REPORTING, 0.0)
+        return scores, page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text,
+                                     reporting)
+
+    def _decide(self, pv: PatternVectors, scores: UnitScores, decisive: Decisive, units: Units, facts: PageFacts,
+                page_types: set[str]) -> PatternScore:
+        probability = self.decision.probability(pv.pattern.id, decisive.features)
+        cut = self.cut_for(pv.pattern)
+        reasons = self._reasons(pv, units, scores, decisive, facts, cut)
+        flagged = probability >= cut
+        blocker = gate(pv.pattern, facts.kind, page_types) or (
+            "an analyst dismissed this evidence before" if scores.repeats_dismissed else None)
         if blocker:
             reasons["suppressed"] = blocker
             flagged = False
-        return PatternScore(pv.pattern.id, round(score, 4), flagged, sentences[best],
-                            pv.example_texts[nearest[best]], reasons)
+        return PatternScore(pv.pattern.id, round(probability, 4), flagged, units.texts[decisive.best],
+                            pv.example_texts[int(scores.nearest[decisive.best])], reasons)
+
+    def _reasons(self, pv: PatternVectors, units: Units, scores: UnitScores, decisive: Decisive,
+                 facts: PageFacts, cut: float) -> dict:
+        """Why the page scored as it did: the features, each one's share of the decision, the units
+        that carried it (nearer the examples than the near misses) and the types the decisive one names."""
+        best = decisive.best
+        adjusted = scores.adjusted
+        evidence = [units.texts[i] for i in decisive.ranked[:EVIDENCE_UNITS]
+                    if i == best or pv.profile.over_counters(float(adjusted[i])) > 0]
+        return {
+            "evidence": evidence,
+            "features": {k: round(v, 4) for k, v in decisive.features.items()},
+            "contributions": self.decision.contributions(pv.pattern.id, decisive.features),
+            "weights": "own" if pv.pattern.id in self.decision.patterns else "generic",
+            "keywords": sorted({k for k in pv.keywords if any(k in text for text in units.folded)})[:12],
+            "sentence_entity_types": sorted(units.types[best]),
+            "kind": facts.kind,
+            "threshold": round(cut, 4),
+        }
+
+
+def _mostly_han(text: str) -> bool:
+    han = sum(1 for char in text if "\u4e00" <= char <= "\u9fff")
+    return han >= 4 and han >= len([c for c in text if c.isalpha()]) / 3
+
+
+def unit_scores(pv: PatternVectors, units: Units, vectors: np.ndarray) -> UnitScores:
+    """Each unit's similarity to the nearest example and counter-example; units that rule out the
+    pattern's own terms, speak of a mainland-operated US cloud, or repeat a dismissed unit do not count."""
+    positive = vectors @ pv.examples.T
+    negative = (vectors @ pv.counters.T).max(axis=1) if len(pv.counters) else np.zeros(len(vectors))
+    usable = np.array([not (excludes_pattern_terms(pv, text, units.types_in) or about_mainland_cloud(pv, types))
+                       for text, types in zip(units.folded, units.types, strict=True)], dtype=bool)
+    vetoed = (vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY if len(pv.vetoes) else None
+    if vetoed is not None:
+        usable &= ~vetoed
+    return UnitScores(positive.max(axis=1), negative, positive.argmax(axis=1), usable, vetoed)
 
 
 def embed_units(embedder: Embedder, chunks: list[str]) -> tuple[list[str], np.ndarray]:
@@ -193,16 +270,6 @@ def embed_units(embedder: Embedder, chunks: list[str]) -> tuple[list[str], np.nd
     chunk_vectors, join_vectors = embedder.encode_with_joins(chunks, joins)
     passages = [join_text(chunks, join) for join in joins]
     return chunks + passages, np.vstack([chunk_vectors, join_vectors])
-
-
-@dataclass
-class Units:
-    """A document's scoring units: as written, folded, and the entity types each one names."""
-
-    texts: Sequence[str]
-    folded: Sequence[str]
-    types: Sequence[set[str]]
-    types_in: Callable[[str], set[str]] = field(default=lambda text: set())
 
 
 def names_tie_outside_exclusions(units: Units) -> bool:
@@ -248,52 +315,11 @@ def language_tag(lang: str, sentences: Sequence[str]) -> str:
     return lang
 
 
-def names_cues(cues: list[list[str]], types: set[str]) -> bool:
-    """Whether a unit names one type of every cue group (a pattern without cues: never)."""
-    return bool(cues) and all(types.intersection(group) for group in cues)
-
-
-def names_no_cue(cues: list[list[str]], types: set[str]) -> bool:
-    """Whether a unit names none of the entity types the pattern's evidence is about: a line about
-    cameras and cloud archives in general, with no vendor or cloud named, reads like a vendor's
-    cloud offer to an embedding but cannot show it."""
-    return bool(cues) and not any(types.intersection(group) for group in cues)
-
-
-def sentence_evidence(pv: PatternVectors, units: Units,
-                      vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-    """Per-unit score, index of the nearest example, and keywords named in the unit."""
-    folded = units.folded
-    positive = vectors @ pv.examples.T
-    best_positive = positive.max(axis=1)
-    nearest = positive.argmax(axis=1)
-    if len(pv.counters):
-        best_negative = (vectors @ pv.counters.T).max(axis=1)
-        penalty = COUNTER_PENALTY * np.maximum(0.0, best_negative - best_positive)
-    else:
-        penalty = np.zeros_like(best_positive)
-    keyword_hits = [[k for k in pv.keywords if k in text] for text in folded]
-    negated = np.array([excludes_pattern_terms(pv, text, units.types_in) or about_mainland_cloud(pv, types)
-                        for text, types in zip(folded, units.types, strict=True)], dtype=bool)
-    bonus = np.array([KEYWORD_BONUS * min(len(hits), 2) / 2 + CUE_BONUS * names_cues(pv.pattern.cues, types)
-                      for hits, types in zip(keyword_hits, units.types, strict=True)], dtype=np.float32)
-    bonus -= np.array([UNCUED_PENALTY * names_no_cue(pv.pattern.cues, types) for types in units.types],
-                      dtype=np.float32)
-    bonus = np.where(negated, -NEGATION_PENALTY, bonus)
-    scores = best_positive + bonus - penalty
-    if len(pv.vetoes):
-        scores[(vectors @ pv.vetoes.T).max(axis=1) >= VETO_SIMILARITY] = 0.0
-    return scores, nearest, keyword_hits
-
-
-US_CLOUD_TYPES = frozenset({"us-cloud", "us-ai-service", "us-ai-model"})
-
-
 def about_mainland_cloud(pv: PatternVectors, types: set[str]) -> bool:
     """Whether a unit speaks of a US cloud as run inside the PRC by a licensed local operator (世纪互联,
     西云数据, the AWS China regions): patterns.md sets that apart from the US cloud itself, so for
-    a pattern about US clouds the unit counts like an exclusion, not as evidence."""
-    return "mainland-operator" in types and bool(pv.cue_types & US_CLOUD_TYPES)
+    a pattern whose examples are about US clouds the unit counts like an exclusion, not as evidence."""
+    return "mainland-operator" in types and bool(pv.profile.named_types & US_CLOUD_TYPES)
 
 
 def has_exclusion(text: str) -> bool:
@@ -302,22 +328,22 @@ def has_exclusion(text: str) -> bool:
 
 def excludes_pattern_terms(pv: PatternVectors, text: str, types_in: Callable[[str], set[str]]) -> bool:
     """Whether an exclusion clause in the unit rules out what the pattern is about: the clause with
-    the cue names one of the pattern's keywords or cue entity types ("不接受NVIDIA", "must not use
-    overseas regions"). An exclusion about something else in the same line item ("采购人名称不得
-    出现在账号资料中", a reseller's hiding of the buyer) leaves the rest of the line as evidence."""
+    the cue names one of the pattern's keywords or the entity types its examples name ("不接受NVIDIA",
+    "must not use overseas regions"). An exclusion about something else in the same line item
+    ("采购人名称不得出现在账号资料中", a reseller's hiding of the buyer) leaves the rest as evidence."""
     if not has_exclusion(text):
         return False
+    named = pv.profile.named_types - {PRC}
     for clause in _CLAUSE_END.split(text):
         if has_exclusion(clause) and (
-                any(keyword in clause for keyword in pv.keywords) or pv.cue_types & types_in(clause)):
+                any(keyword in clause for keyword in pv.keywords) or named & types_in(clause)):
             return True
     return False
 
 
 def gate(pattern: Pattern, kind: str, entity_types: set[str]) -> str | None:
-    """Why the pattern may not fire on this document at all, or None."""
-    if kind not in EVIDENCE_KINDS:
-        return f"not a primary source (kind: {kind})"
+    """Why the pattern may not fire on this document at all, or None: only the hard conditions a
+    pattern's author wrote (``kinds``, ``requires``); the shipped library has none."""
     if pattern.kinds and kind not in pattern.kinds:
         return f"pattern applies to {', '.join(pattern.kinds)}, not {kind}"
     for condition in pattern.requires:

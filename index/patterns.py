@@ -29,14 +29,11 @@ class Pattern(BaseModel):
     counter_examples: list[str] = []
     keywords: list[str] = []
     requires: list[list[str]] = []
-    # Entity types the decisive evidence names in one unit (each inner list: any of its types);
-    # a unit naming them all gets a bonus. "A provider and a PRC buyer in the same line" is
-    # stronger than either somewhere on the page.
-    cues: list[list[str]] = []
     # Document kinds this pattern can be evidence in (empty: every primary-source kind). A
     # pattern defined by who *procures* something is only evidenced by procurement notices.
     kinds: list[str] = []
-    threshold: float | None = Field(None, gt=0, lt=2)
+    # The probability (0-1) above which this pattern alerts; without it, the decision model's cut.
+    threshold: float | None = Field(None, gt=0, lt=1)
 
     @field_validator("kinds")
     @classmethod

@@ -208,8 +208,9 @@ def stage_extract_embed(work: Path) -> list[Row]:
 
 
 def stage_ingest(work: Path) -> list[Row]:
-    from index.detect import Detector
+    from index.detect import PageFacts
     from index.entities import load_watchlist
+    from index.evidence import PageGenre
     from loophole.config import load_settings
     from loophole.pipeline import Monitor, RawPage
 
@@ -227,17 +228,18 @@ def stage_ingest(work: Path) -> list[Row]:
         stored = sum(r.status == "stored" for r in results)
         if pool is not None:
             pool.close()
+    detector = monitor.detector
     monitor.close()
     extracted, _ = _extracted(pages)
     watchlist = load_watchlist(settings.watchlist_file)
-    detector = Detector(monitor.library, monitor.embedder, watchlist=watchlist)
     from index.chunking import chunk_document
 
     chunks = [chunk_document(p.title, p.text) for p in extracted]
     units = [detector.units(doc) for doc in chunks]   # embedding is not scoring
     start = time.perf_counter()
     for page, (texts, vecs) in zip(extracted, units, strict=True):
-        detector.score(texts, vecs, page.kind, watchlist.find(page.entity_text()), page.lang)
+        detector.score(texts, vecs, PageFacts(page.kind, page.lang, watchlist.find(page.entity_text()),
+                                              PageGenre(page.genre, page.own_site)))
     per_doc_ms = (time.perf_counter() - start) * 1000 / max(1, len(extracted))
     return [row("end-to-end ingest (fetched pages), one process", rates[0], "docs/s"),
             row("end-to-end ingest (fetched pages), 2 workers", rates[1], "docs/s", 10.0),

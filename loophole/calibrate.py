@@ -1,34 +1,44 @@
-"""``loophole calibrate``: labelled folders and recorded verdicts in, a calibration file out.
+"""``loophole calibrate``: labelled folders and recorded verdicts in, a decision model out.
 
 Labelled pages are scored in a throw-away home (as ``loophole eval`` does); verdicts come from
-the user's own store, scored as they were when judged. Both become samples for
-index.calibration, which fits one threshold per pattern and reports a cross-validated estimate.
+the user's own store, with the features they had when judged. The page text models
+(index.textmodel) are fitted on the folders' pages first, and the decision (index.decision) on
+their out-of-fold logits plus the other features; index.crossval checks the result held out by
+folder (one writer's pages at a time) and, for the generic weights, by pattern.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import select
 
-from index.calibration import Calibration, Sample, calibrate, save_calibration
-from index.detect import DEFAULT_THRESHOLD
+from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_pattern_out
+from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision
 from index.embed import get_embedder
 from index.feedback import verdict_labels
-from index.patterns import load_library
+from index.patterns import PatternLibrary, load_library
 from index.store import Detection, Store
+from index.textmodel import REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
 from loophole.config import ConfigError, Settings
-from loophole.evaluate import evaluate
+from loophole.evaluate import Outcome, evaluate
 
 
-def labelled_samples(folder: Path, settings: Settings) -> list[Sample]:
-    _, outcomes = evaluate(folder, settings)
-    return [Sample(f"{folder}:{s.doc}", s.pattern_id, s.score, s.eligible, s.positive)
-            for outcome in outcomes for s in outcome.samples()]
+@dataclass
+class Calibrated:
+    decision: DecisionModel
+    text_models: TextModels
+    decision_path: Path
+    text_model_path: Path
+
+
+def labelled_outcomes(folders: list[Path], settings: Settings) -> list[tuple[str, Outcome]]:
+    return [(folder.name, outcome) for folder in folders for outcome in evaluate(folder, settings)[1]]
 
 
 def feedback_samples(settings: Settings) -> list[Sample]:
-    """Each judged (document, pattern) with the score it had: a confirmed or dismissed sample."""
+    """Each judged (document, pattern) with the features it had: a confirmed or dismissed sample."""
     if settings.database_url is None and not (settings.home / "loophole.db").exists():
         return []
     store = Store(settings.db_url)
@@ -39,26 +49,59 @@ def feedback_samples(settings: Settings) -> list[Sample]:
             for (doc_id, pid), confirmed in labels.items():
                 detection = session.scalar(select(Detection).where(Detection.doc_id == doc_id,
                                                                    Detection.pattern_id == pid))
-                if detection is not None:
-                    eligible = not (detection.reasons or {}).get("suppressed")
-                    samples.append(Sample(f"feedback:{doc_id}", pid, detection.score, eligible, confirmed))
+                features = ((detection.reasons or {}).get("features") if detection is not None else None) or {}
+                if features:
+                    samples.append(Sample(f"feedback:{doc_id}", pid, features, confirmed, "feedback"))
         return samples
     finally:
         store.close()
 
 
-def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
-                    out: Path | None) -> tuple[Calibration, Path]:
+def _author_sentences(library: PatternLibrary, targets: list[str]) -> dict[str, list[tuple[str, bool]]]:
+    """Each fitted pattern's examples and counter-examples, as short labelled texts for its text model."""
+    return {p.id: [(e, True) for e in p.examples] + [(c, False) for c in p.counter_examples]
+            for p in library.patterns if p.id in targets}
+
+
+def _text_targets(outcomes: list[tuple[str, Outcome]]) -> list[str]:
+    counts: dict[str, int] = {}
+    for _, outcome in outcomes:
+        for pid in outcome.label.patterns:
+            counts[pid] = counts.get(pid, 0) + 1
+    return sorted(pid for pid, count in counts.items() if count >= MIN_SUPPORT)
+
+
+def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary) -> tuple[list[Sample], TextModels]:
+    """The labelled samples with their ``text`` feature replaced by out-of-fold logits, and the text
+    models fitted on every page."""
+    documents = [Document(outcome.text, frozenset(outcome.label.patterns), group, outcome.label.kind)
+                 for group, outcome in outcomes]
+    targets = [*_text_targets(outcomes), REPORTING]
+    extra = _author_sentences(library, targets)
+    held_out = out_of_fold_scores(documents, targets, extra)
+    samples = [replace(sample, features={**sample.features, "text": held_out[i].get(sample.pattern_id, 0.0),
+                                         "reporting": held_out[i].get(REPORTING, 0.0)})
+               for i, (group, outcome) in enumerate(outcomes) for sample in outcome.samples(group)]
+    return samples, fit_text_models(documents, targets, extra)
+
+
+def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None) -> Calibrated:
     library = load_library(settings.pattern_files)
-    samples = [s for folder in folders for s in labelled_samples(folder, settings)]
+    samples, text_models = stacked_samples(labelled_outcomes(folders, settings), library)
     if use_feedback:
         samples += feedback_samples(settings)
     if not samples:
         raise ConfigError("nothing to calibrate on: give a labelled folder or record verdicts with `loophole feedback`")
-    priors = {p.id: p.threshold or DEFAULT_THRESHOLD for p in library.patterns}
     model_id = get_embedder(settings.embedding.model, settings.embedding.batch_size).model_id
     sources = [str(folder) for folder in folders] + (["feedback"] if use_feedback else [])
-    calibration = calibrate(samples, priors, library.version, model_id, sources)
-    path = out or settings.home / "calibration.yaml"
-    save_calibration(path, calibration)
-    return calibration, path
+    held_out = {f"held_out_by_folder_{k}": v for k, v in leave_group_out(samples, model_id).items()}
+    unseen = leave_pattern_out(samples, model_id)
+    generic_cut = best_generic_cut(unseen)
+    generic = {f"generic_unseen_pattern_f1:{pid}": round(f1_at(scored, generic_cut), 4) for pid, scored in unseen.items()}
+    decision = fit(samples, model_id, sources=sources).model_copy(
+        update={"cross_validation": {**held_out, **generic}, "generic_cut": generic_cut})
+    decision_path = out or settings.home / "decision.yaml"
+    text_model_path = decision_path.with_name("text_models.npz")
+    save_decision(decision_path, decision)
+    text_models.save(text_model_path)
+    return Calibrated(decision, text_models, decision_path, text_model_path)

@@ -340,23 +340,27 @@ def calibrate(folders: Annotated[list[Path] | None,
                                 typer.Argument(help="Labelled folders (pages + labels.jsonl).")] = None,
               use_feedback: Annotated[bool, typer.Option("--feedback/--no-feedback",
                                                          help="Also learn from recorded verdicts.")] = True,
-              out: Annotated[Path | None, typer.Option(help="Where to write (default: HOME/calibration.yaml).")] = None,
+              out: Annotated[Path | None, typer.Option(
+                  help="Decision file to write (default: HOME/decision.yaml); text models go beside it.")] = None,
               ) -> None:
-    """Fit per-pattern thresholds (with 5-fold cross-validation) for this library and model."""
+    """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
     settings = _settings()
     try:
-        calibration, path = run_calibration(settings, folders or [], use_feedback, out)
+        calibrated = run_calibration(settings, folders or [], use_feedback, out)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
-    cv = calibration.cross_validation
-    typer.echo(f"library {calibration.library_version}, model {calibration.model_id}: written to {path}")
-    for pid, threshold in calibration.thresholds.items():
-        typer.echo(f"  {pid:36} threshold {threshold:.4f}  labelled positives {calibration.support.get(pid, 0)}")
-    if cv:
-        typer.echo(f"cross-validated ({int(cv['folds'])} folds): precision {cv['precision']:.3f} "
-                   f"recall {cv['recall']:.3f} macro-F1 {cv['macro_f1']:.3f}")
+    calibration = calibrated.decision
+    typer.echo(f"decision model for {calibration.model_id}: written to {calibrated.decision_path}")
+    typer.echo(f"page text models for {', '.join(sorted(calibrated.text_models.weights)) or 'no pattern'}: "
+               f"written to {calibrated.text_model_path}")
+    for pid, weights in calibration.patterns.items():
+        typer.echo(f"  {pid:36} own weights, {weights.support} labelled evidence pages")
+    typer.echo(f"  {'(any other pattern)':36} generic weights, {calibration.generic.support} labelled evidence pages, "
+               f"cut {calibration.generic_cut}")
+    for name, value in calibration.cross_validation.items():
+        typer.echo(f"  {name:48} {value:.3f}")
 
 
 @app.command()

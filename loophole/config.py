@@ -245,8 +245,12 @@ class Settings(_Section):
     sources_file: Path = SEEDS_DIR / "sources.yaml"
     pattern_files: list[Path] = [SEEDS_DIR / "patterns.yaml"]
     watchlist_file: Path = SEEDS_DIR / "watchlist.yaml"
-    # Thresholds fitted by `loophole calibrate`; the home's own file (if any) overrides this one.
-    calibration_file: Path = SEEDS_DIR / "calibration.yaml"
+    # The decision model fitted by `loophole calibrate`; the home's own file (if any) overrides this one.
+    decision_file: Path = SEEDS_DIR / "decision.yaml"
+    # Page text models fitted by `loophole calibrate` with the decision model (index.textmodel).
+    text_model_file: Path = SEEDS_DIR / "text_models.npz"
+    # Ordinary web sentences each pattern measures its own similarity scale against (index.evidence).
+    background_file: Path = SEEDS_DIR / "background.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
     crawl: CrawlSettings = CrawlSettings()
     discovery: DiscoverySettings = DiscoverySettings()
@@ -302,8 +306,12 @@ class Settings(_Section):
         return self.home / "snapshots"
 
     @property
-    def calibration_files(self) -> list[Path]:
-        return [self.calibration_file, self.home / "calibration.yaml"]
+    def decision_files(self) -> list[Path]:
+        return [self.decision_file, self.home / "decision.yaml"]
+
+    @property
+    def text_model_files(self) -> list[Path]:
+        return [self.text_model_file, self.home / "text_models.npz"]
 
     @property
     def outbox_dir(self) -> Path:

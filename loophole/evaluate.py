@@ -16,8 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from index.calibration import Sample
+from index.decision import Sample
 from index.store import Detection, Document
+from index.textmodel import opening
 from loophole.config import ConfigError, Settings
 from loophole.pipeline import Monitor, RawPage
 
@@ -36,11 +37,13 @@ class Outcome:
     predicted: set[str]
     kind: str
     evidence: dict[str, str] = field(default_factory=dict)
-    scores: dict[str, tuple[float, bool]] = field(default_factory=dict)   # pattern -> (score, not suppressed)
+    features: dict[str, dict[str, float]] = field(default_factory=dict)   # pattern -> evidence features
+    text: str = ""                                                         # the page's opening (index.textmodel)
 
-    def samples(self) -> list[Sample]:
-        return [Sample(self.label.file, pid, score, eligible, pid in self.label.patterns)
-                for pid, (score, eligible) in self.scores.items()]
+    def samples(self, group: str = "") -> list[Sample]:
+        """Every pattern's features with the truth, for fitting and checking a decision model."""
+        return [Sample(f"{group}:{self.label.file}", pid, features, pid in self.label.patterns, group)
+                for pid, features in self.features.items()]
 
 
 def read_labels(folder: Path) -> list[Label]:
@@ -94,8 +97,10 @@ def _why(detection: Detection) -> str:
     gate = f" suppressed: {reasons['suppressed']};" if reasons.get("suppressed") else ""
     types = reasons.get("sentence_entity_types")
     named = f" unit names: {', '.join(types)};" if types else ""
-    return (f"{detection.score:.3f} (threshold {reasons.get('threshold', '?')});{gate}{named} "
-            f"{detection.sentence[:200]}")
+    shares = sorted((reasons.get("contributions") or {}).items(), key=lambda item: -abs(item[1]))[:4]
+    why = " ".join(f"{name}{share:+.1f}" for name, share in shares)
+    return (f"p={detection.score:.3f} (cut {reasons.get('threshold', '?')}, {reasons.get('weights', '?')} weights: "
+            f"{why});{gate}{named} {detection.sentence[:200]}")
 
 
 def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
@@ -109,8 +114,9 @@ def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
             detections = list(session.scalars(select(Detection).where(Detection.doc_id == doc.id)))
             flagged = {d.pattern_id for d in detections if d.flagged}
             evidence = {d.pattern_id: _why(d) for d in detections if d.flagged or d.pattern_id in label.patterns}
-            scores = {d.pattern_id: (d.score, not d.reasons.get("suppressed")) for d in detections}
-            outcomes.append(Outcome(label, flagged, doc.kind, evidence, scores))
+            features = {d.pattern_id: (d.reasons or {}).get("features", {}) for d in detections
+                        if not (d.reasons or {}).get("suppressed")}
+            outcomes.append(Outcome(label, flagged, doc.kind, evidence, features, opening(doc.title, doc.text)))
     return outcomes
 
 
@@ -119,10 +125,9 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
     """Run the whole chain on the folder in a temporary home; the user's data is not touched."""
     labels = read_labels(folder)
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
-        user_calibration = base.home / "calibration.yaml"
-        calibration = user_calibration if user_calibration.exists() else base.calibration_file
         settings = base.model_copy(update={"home": Path(tmp), "database_url": None,
-                                           "calibration_file": calibration})
+                                           "decision_file": _users(base, "decision.yaml", base.decision_file),
+                                           "text_model_file": _users(base, "text_models.npz", base.text_model_file)})
         monitor = Monitor(settings, extra_patterns)
         monitor.check_patterns()
         iterator: Iterable[Label] = labels
@@ -138,6 +143,12 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
         pattern_ids = [p.id for p in monitor.library.patterns]
         monitor.store.close()
     return metrics(outcomes, pattern_ids), outcomes
+
+
+def _users(settings: Settings, name: str, shipped: Path) -> Path:
+    """The data directory's own fitted file if there is one, else the shipped one."""
+    own = settings.home / name
+    return own if own.exists() else shipped
 
 
 def misclassified(outcomes: list[Outcome]) -> list[Outcome]:

@@ -21,16 +21,18 @@ from sqlalchemy import delete, select
 
 from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
-from index.calibration import load_thresholds
-from index.detect import Detector, PatternScore
+from index.decision import load_decision, untrained
+from index.detect import Detector, PageFacts, PatternScore
 from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
+from index.evidence import PageGenre, load_background
 from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library, load_pattern_file
 from index.restricted import active_version, parties, record_matches, screener_for
 from index.screening import Screener
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
+from index.textmodel import TextModels, load_text_models, opening
 from index.vectors import ModelMismatch, VectorIndex
 from loophole.config import ConfigError, Settings
 from loophole.workers import Prepared, WorkerPool, embed_page, in_order, prepare
@@ -116,9 +118,18 @@ class Monitor:
 
     @cached_property
     def detector(self) -> Detector:
-        """Thresholds calibrated for this library and model, and examples learned from verdicts."""
-        thresholds = load_thresholds(self.settings.calibration_files, self.library.version, self.embedder.model_id)
-        return Detector(self.library, self.embedder, thresholds, learned_examples(self.store), self.watchlist)
+        """The decision model fitted for this embedding model, and examples learned from verdicts."""
+        decision = load_decision(self.settings.decision_files, self.embedder.model_id)
+        if decision is None:
+            log.warning("no decision model in %s: pages are scored but nothing alerts until `loophole calibrate`",
+                        ", ".join(map(str, self.settings.decision_files)))
+            decision = untrained(self.embedder.model_id)
+        return Detector(self.library, self.embedder, decision, learned_examples(self.store), self.watchlist,
+                        load_background(self.settings.background_file))
+
+    @cached_property
+    def text_models(self) -> TextModels | None:
+        return load_text_models(self.settings.text_model_files)
 
     @cached_property
     def vectors(self) -> VectorIndex:
@@ -330,7 +341,10 @@ class Monitor:
         texts = prepared.units[:prepared.chunk_count]
         ids, new_ids = self._replace_chunks(doc_id, texts)
         self._index_new_chunks(ids, new_ids, prepared.vectors[:prepared.chunk_count])
-        scores = self.detector.score(prepared.units, prepared.vectors, page.kind, entities, page.lang)
+        start = opening(page.title, page.text)
+        text_scores = self.text_models.scores(start) if self.text_models else {}
+        facts = PageFacts(page.kind, page.lang, entities, PageGenre(page.genre, page.own_site), text_scores, start)
+        scores = self.detector.score(prepared.units, prepared.vectors, facts)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
 
@@ -372,6 +386,6 @@ def shared_monitor(settings: Settings) -> Monitor:
 def in_owners_voice(page: ExtractedPage, url: str, watchlist: Watchlist) -> ExtractedPage:
     """A news item on a company's own site is its press release, not reporting about it: the
     vendor's or cloud's own page is marketing whatever its genre cues say ("/news/", 记者)."""
-    if page.kind == "news-commentary" and watchlist.owner_of(url) is not None:
-        return replace(page, kind="vendor-marketing")
-    return page
+    if watchlist.owner_of(url) is None:
+        return page
+    return replace(page, own_site=True, kind="vendor-marketing" if page.kind == "news-commentary" else page.kind)

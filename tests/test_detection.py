@@ -1,4 +1,4 @@
-"""Detection beyond the dev-corpus gate: calibration, run-time patterns, analysts' verdicts, gates."""
+"""Detection beyond the quality gates: the decision model, text models, run-time patterns, verdicts, rules."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from extract import ExtractedPage
-from index.calibration import Calibration, Sample, best_threshold, cross_validate, load_thresholds, save_calibration
+from index.crossval import best_generic_cut, leave_group_out
+from index.decision import FEATURES, GENERIC_FEATURES, DecisionModel, Sample, fit, load_decision, save_decision
 from index.detect import (
-    CUE_BONUS,
     PatternVectors,
     Units,
     about_mainland_cloud,
@@ -19,14 +20,15 @@ from index.detect import (
     gate,
     language_tag,
     named_not_excluded,
-    names_cues,
     names_tie_outside_exclusions,
     only_generic_types,
-    sentence_evidence,
 )
 from index.entities import Entity, Watchlist, fold, load_watchlist
+from index.evidence import PatternProfile, build_profile, type_cover
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
+from index.store import Detection
+from index.textmodel import REPORTING, Document, TextModels, example_text_model, fit_text_models, out_of_fold_scores
 from loophole.config import ConfigError, Settings, read_yaml_mapping
 from loophole.evaluate import evaluate
 from loophole.pipeline import Monitor, RawPage, in_owners_voice
@@ -37,52 +39,112 @@ NEW_PATTERN = ROOT / "tests" / "fixtures" / "new_pattern"
 GPU_NOTICE = DEMO_WEB / "cggg/zygg/gkzb/202610/t20261014_3103655.htm"
 
 
-def samples(pattern_id: str, scores: list[tuple[float, bool]]) -> list[Sample]:
-    return [Sample(f"d{i}", pattern_id, score, True, positive) for i, (score, positive) in enumerate(scores)]
+def _samples(rng: np.random.Generator, pattern_id: str, group: str, count: int = 60) -> list[Sample]:
+    """Evidence pages sit higher on the evidence features and lower on the reporting cues."""
+    out = []
+    for i in range(count):
+        positive = i % 3 == 0
+        features = {name: float(rng.normal(1.0 if positive else 0.0, 0.5)) for name in FEATURES}
+        features["genre_news"] = float(rng.normal(0.0 if positive else 1.0, 0.5))
+        out.append(Sample(f"{group}:{i}", pattern_id, features, positive, group))
+    return out
 
 
-def test_threshold_goes_in_the_widest_gap_and_is_pulled_to_the_prior_when_positives_are_few() -> None:
-    many = samples("p", [(0.40, False), (0.50, False), (0.70, True), (0.72, True), (0.8, True), (0.9, True),
-                         (0.91, True), (0.93, True), (0.95, True), (0.97, True)])
-    fitted = best_threshold(many, prior=0.62)
-    assert 0.55 < fitted < 0.70            # between the last negative and the first positive
-    few = samples("p", [(0.40, False), (0.95, True)])
-    assert best_threshold(few, prior=0.62) < 0.70   # one page does not move the cut far
+@pytest.fixture(scope="module")
+def toy_samples() -> list[Sample]:
+    rng = np.random.default_rng(7)
+    return [s for group in ("w1", "w2", "w3") for pid in ("p-a", "p-b") for s in _samples(rng, pid, group)]
 
 
-def test_a_pattern_without_positives_keeps_its_prior() -> None:
-    assert best_threshold(samples("p", [(0.3, False), (0.9, False)]), prior=0.62) == 0.62
+def test_decision_weights_are_monotone_and_patterns_with_pages_get_their_own(toy_samples: list[Sample]) -> None:
+    model = fit(toy_samples, "m")
+    assert set(model.patterns) == {"p-a", "p-b"}     # 30 evidence pages each: over MIN_SUPPORT
+    news = FEATURES.index("genre_news")
+    assert model.generic.coefficients[news] <= 0 and all(w.coefficients[news] <= 0 for w in model.patterns.values())
+    assert model.generic.coefficients[FEATURES.index("text")] == 0    # only patterns with pages have text models
+    strong = {name: 1.5 for name in FEATURES} | {"genre_news": -0.5}
+    weak = {name: -0.5 for name in FEATURES} | {"genre_news": 1.5}
+    for pid in ("p-a", "p-new"):                    # a pattern of its own, and one decided by the generic weights
+        assert model.probability(pid, strong) > 0.9 > 0.1 > model.probability(pid, weak)
+    assert "genre_news" in model.contributions("p-a", weak)
 
 
-def test_cross_validation_reports_held_out_figures() -> None:
-    data = samples("p", [(0.3 + 0.01 * i, False) for i in range(20)] + [(0.8 + 0.005 * i, True) for i in range(20)])
-    result = cross_validate(data, {"p": 0.62})
-    assert result["precision"] == 1.0 and result["recall"] == 1.0 and result["folds"] == 5
+def test_held_out_figures_and_the_generic_cut(toy_samples: list[Sample]) -> None:
+    figures = leave_group_out(toy_samples, "m")
+    assert figures["precision"] > 0.8 and figures["recall"] > 0.8 and 0 <= figures["ece"] < 0.2
+    scored = {"p": [(0.9, True), (0.7, False), (0.65, False), (0.95, True)]}
+    assert best_generic_cut(scored) == 0.75          # between the near misses and the evidence
 
 
-def test_calibration_for_another_library_version_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "calibration.yaml"
-    save_calibration(path, Calibration(library_version="old", model_id="m", thresholds={"p": 0.5}))
+def test_a_decision_file_for_another_model_keeps_only_its_generic_weights(
+        tmp_path: Path, toy_samples: list[Sample], caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "decision.yaml"
+    save_decision(path, fit(toy_samples, "model-a"))
+    assert load_decision([path], "model-a").patterns                                   # type: ignore[union-attr]
     with caplog.at_level(logging.WARNING):
-        assert load_thresholds([path], "new", "m") == {}
-    assert "recalibrate" in caplog.text or "loophole calibrate" in caplog.text
-    assert load_thresholds([path], "old", "m") == {"p": 0.5}
+        other = load_decision([path], "model-b")
+    assert other is not None and other.patterns == {} and "generic" in caplog.text
+    assert load_decision([tmp_path / "missing.yaml"], "m") is None
 
 
-def test_broken_calibration_file_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "calibration.yaml"
-    path.write_text("library_version: x\nthresholds: [1, 2]\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="calibration.yaml"):
-        load_thresholds([path], "x", "m")
+def test_broken_decision_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "decision.yaml"
+    path.write_text("model_id: x\nfeatures: [1, 2]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="decision.yaml"):
+        load_decision([path], "x")
 
 
-def test_shipped_calibration_matches_the_shipped_library() -> None:
-    """Changing seeds/patterns.yaml without recalibrating would silently drop the thresholds."""
+def test_shipped_decision_matches_the_features_and_the_library() -> None:
+    """The shipped model was fitted on these features, for the default embedding model, for every
+    shipped pattern; changing the features without refitting would silently fall back."""
     settings = Settings()
-    library = load_library(settings.pattern_files)
-    calibration = Calibration.model_validate(read_yaml_mapping(settings.calibration_file))
-    assert calibration.library_version == library.version
-    assert set(calibration.thresholds) == {p.id for p in library.patterns}
+    decision = DecisionModel.model_validate(read_yaml_mapping(settings.decision_file))
+    assert decision.features == list(FEATURES)
+    assert set(decision.patterns) == {p.id for p in load_library(settings.pattern_files).patterns}
+    assert decision.cross_validation["held_out_by_folder_precision"] >= 0.95
+    models = TextModels.load(settings.text_model_file)
+    assert set(models.weights) == set(decision.patterns) | {REPORTING}
+    assert set(GENERIC_FEATURES) < set(FEATURES)
+
+
+def test_text_models_round_trip_and_out_of_fold_scores_are_honest(tmp_path: Path) -> None:
+    relay = "本站提供 GPT 与 Claude 接口中转，支付宝充值，国内直连，倍率 0.5，令牌在控制台创建。"
+    news = "据报道，多家 API 中转站近日跑路，记者采访了受影响的开发者，律师提醒注意风险。"
+    docs = [Document(f"{relay} 编号{i}" if i % 2 else f"{news} 编号{i}", frozenset({"r"}) if i % 2 else frozenset(),
+                     f"w{i % 3}") for i in range(24)]
+    models = fit_text_models(docs, ["r"])
+    assert models.scores(relay)["r"] > 0 > models.scores(news)["r"]
+    path = tmp_path / "text.npz"
+    models.save(path)
+    assert TextModels.load(path).scores(relay) == pytest.approx(models.scores(relay))
+    held = out_of_fold_scores(docs, ["r"])
+    assert all(("r" in s) for s in held) and len(held) == len(docs)
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(ConfigError, match="bad.npz"):
+        TextModels.load(tmp_path / "bad.npz")
+
+
+def test_a_patterns_own_text_model_is_on_its_own_scale() -> None:
+    """Fitted on nothing but the author's sentences; 0 where the counter-examples score, 1 where the examples do."""
+    examples = ["H100 八卡整机现货，深圳发货，含税开票。", "H800 渠道货现货，香港交货，欢迎同行拿货。",
+                "In stock: DGX H100 systems shipped to Shenzhen via Hong Kong.", "A800 整卡出售，北京自提，微信报价。"]
+    counters = ["RTX 4090 游戏显卡现货，全国包邮。", "昇腾910B服务器现货，华为授权。",
+                "据报道，海关查获一批走私GPU。", "GPU云服务器租用，新加坡节点按月计费。"]
+    model = example_text_model(examples, counters, ["首页 关于我们 联系我们", "Copyright 2025"], ["Azure OpenAI 企业号代开"])
+    assert model is not None
+    assert model.score("全新 H100 整机现货，可开专票，深圳仓发货") > model.score("RTX 4090 显卡包邮，京东自营")
+    assert example_text_model(examples[:1], counters, [], []) is None
+
+
+def test_a_profile_scales_similarity_by_the_patterns_own_examples() -> None:
+    examples = np.eye(3, 8, dtype=np.float32) * 0.6 + 0.5
+    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
+    background = -examples[:1]
+    profile = build_profile(examples, examples[:1] * 0.9, background, [frozenset({"a", "b"}), frozenset({"a"})])
+    assert profile.positive_level > profile.background_level
+    assert profile.normalise(profile.positive_level) == pytest.approx(1.0)
+    assert type_cover(profile, {"a"}) == pytest.approx(0.75)          # half of one example, all of the other
+    assert type_cover(PatternProfile((), 1.0, 0.0), {"a"}) == 0.0
 
 
 def test_a_pattern_limited_to_notices_does_not_fire_on_an_ad() -> None:
@@ -91,13 +153,16 @@ def test_a_pattern_limited_to_notices_does_not_fire_on_an_ad() -> None:
     assert gate(pattern, "procurement-notice", set()) is None
     with pytest.raises(ValueError, match="kind"):
         Pattern(id="p-y", title="t", description="d", examples=["e"], kinds=["news-commentary"])
+    with pytest.raises(ValueError):
+        Pattern(id="p-z", title="t", description="d", examples=["e"], threshold=1.5)   # a probability
 
 
 def test_a_pattern_file_added_at_run_time_flags_its_documents(settings: Settings) -> None:
-    result, _ = evaluate(NEW_PATTERN, settings, [NEW_PATTERN / "eda.yaml"])
+    result, outcomes = evaluate(NEW_PATTERN, settings, [NEW_PATTERN / "eda.yaml"])
     assert result["patterns"]["eda-cloud-access"]["recall"] == 1.0
-    assert result["patterns"]["eda-cloud-access"]["precision"] == 1.0
     assert result["alert"]["fp"] == 0           # neither the domestic-EDA notice nor the news article
+    flagged = [o for o in outcomes if "eda-cloud-access" in o.predicted]
+    assert flagged and all("generic weights" in o.evidence["eda-cloud-access"] for o in flagged)
 
 
 def test_a_dismissal_changes_a_later_decision(settings: Settings) -> None:
@@ -115,6 +180,19 @@ def test_a_dismissal_changes_a_later_decision(settings: Settings) -> None:
     assert "gpu-cloud-rental" not in second.flagged
 
 
+def test_an_alerts_score_is_a_probability_with_its_reasons(settings: Settings) -> None:
+    monitor = Monitor(settings)
+    result = monitor.ingest(RawPage(url="http://127.0.0.1/p.htm", body=GPU_NOTICE.read_bytes(), source="t"))
+    assert result.doc_id is not None
+    with monitor.store.session() as session:
+        rows = list(session.scalars(select(Detection).where(Detection.doc_id == result.doc_id)))
+        assert all(0.0 <= row.score <= 1.0 for row in rows)
+        reasons = next(row.reasons for row in rows if row.pattern_id == "gpu-cloud-rental")
+    monitor.close()
+    assert set(reasons["features"]) == set(FEATURES) and reasons["weights"] == "own"
+    assert reasons["evidence"] and reasons["contributions"]
+
+
 def test_feedback_on_an_unknown_document_or_pattern_is_refused(settings: Settings) -> None:
     monitor = Monitor(settings)
     with pytest.raises(FeedbackError, match="no document"):
@@ -124,20 +202,6 @@ def test_feedback_on_an_unknown_document_or_pattern_is_refused(settings: Setting
     with pytest.raises(FeedbackError, match="not scored"):
         record_feedback(monitor.store, result.doc_id, "confirm", "no-such-pattern")
     monitor.close()
-
-
-def test_a_unit_naming_every_cue_type_scores_higher() -> None:
-    """Same similarity, but one unit names a police buyer and a US chip together: it wins by the bonus."""
-    pattern = Pattern(id="p-z", title="t", description="d", examples=["e"],
-                      cues=[["buyer-police"], ["export-chip", "us-brand-hardware"]])
-    pv = PatternVectors(pattern, np.eye(1, 4, dtype=np.float32), np.zeros((0, 4), dtype=np.float32), [], ["e"],
-                        np.zeros((0, 4), dtype=np.float32))
-    texts = ["公安局采购服务器，配置英伟达T4", "公安局采购服务器"]
-    units = Units(texts, [fold(t) for t in texts], [{"buyer-police", "export-chip"}, {"buyer-police"}])
-    vectors = np.array([[0.6, 0.8, 0, 0], [0.6, 0.8, 0, 0]], dtype=np.float32)
-    scores, _, _ = sentence_evidence(pv, units, vectors)
-    assert scores[0] - scores[1] == pytest.approx(CUE_BONUS)
-    assert not names_cues([], {"buyer-police"})          # a pattern without cues never gets the bonus
 
 
 def test_watchlist_folds_full_width_and_traditional_and_keeps_every_alias() -> None:
@@ -152,20 +216,27 @@ def test_news_on_a_companys_own_site_is_its_press_release() -> None:
     watchlist = load_watchlist(Settings().watchlist_file)
     release = ExtractedPage(text="本报讯 记者获悉", title="新闻", date=None, lang="zh", kind="news-commentary",
                             encoding="utf-8")
-    assert in_owners_voice(release, "https://www.hikvision.com/cn/news/2026/1.html", watchlist).kind == "vendor-marketing"
+    own = in_owners_voice(release, "https://www.hikvision.com/cn/news/2026/1.html", watchlist)
+    assert own.kind == "vendor-marketing" and own.own_site
     assert in_owners_voice(release, "https://news.example-daily.cn/hikvision.html", watchlist).kind == "news-commentary"
     assert watchlist.owner_of("https://www.cloudwalk-intl.example.sg/news/x").id == "cloudwalk"  # a regional site
     assert watchlist.owner_of("https://news.google.com/articles/x") is None    # a cloud is only its own domains
 
 
+def _vectors(pattern: Pattern, example_types: list[frozenset[str]], keywords: list[str] = ()) -> PatternVectors:
+    empty = np.zeros((0, 4), dtype=np.float32)
+    return PatternVectors(pattern, np.eye(1, 4, dtype=np.float32), empty, list(keywords), ["e"], empty,
+                          PatternProfile(tuple(example_types), 1.0, 0.0))
+
+
 def test_a_unit_about_a_mainland_operated_cloud_is_no_evidence_of_the_us_cloud() -> None:
-    library = load_library(Settings().pattern_files)
-    vectors = {p.id: PatternVectors(p, np.zeros((0, 1)), np.zeros((0, 1)), [], [], np.zeros((0, 1)))
-               for p in library.patterns}
+    pattern = Pattern(id="p-c", title="t", description="d", examples=["e"])
+    about_clouds = _vectors(pattern, [frozenset({"us-cloud", "us-ai-service"})])
+    about_police = _vectors(pattern, [frozenset({"buyer-police", "export-chip"})])
     mainland = {"us-cloud", "us-ai-service", "mainland-operator"}
-    assert about_mainland_cloud(vectors["us-cloud-ai-services"], mainland)
-    assert not about_mainland_cloud(vectors["us-cloud-ai-services"], {"us-cloud", "us-ai-service"})
-    assert not about_mainland_cloud(vectors["police-us-tech-procurement"], mainland | {"buyer-police"})
+    assert about_mainland_cloud(about_clouds, mainland)
+    assert not about_mainland_cloud(about_clouds, {"us-cloud", "us-ai-service"})
+    assert not about_mainland_cloud(about_police, mainland | {"buyer-police"})
 
 
 def test_generic_buyer_words_are_no_prc_buyer_on_a_page_without_a_prc_tie() -> None:
@@ -197,10 +268,8 @@ def test_a_procurement_agency_is_not_a_reseller_cue() -> None:
 def test_an_exclusion_counts_only_when_it_rules_out_what_the_pattern_is_about() -> None:
     """"不接受英伟达" rules the chip out; a line item that also says the buyer's name must not appear on
     the account (a reseller's arrangement) still names the service it buys."""
-    pattern = Pattern(id="p-n", title="t", description="d", examples=["e"], keywords=["bedrock", "英伟达"],
-                      cues=[["us-ai-service"]])
-    pv = PatternVectors(pattern, np.eye(1, 4, dtype=np.float32), np.zeros((0, 4), dtype=np.float32),
-                        ["bedrock", "英伟达"], ["e"], np.zeros((0, 4), dtype=np.float32))
+    pattern = Pattern(id="p-n", title="t", description="d", examples=["e"], keywords=["bedrock", "英伟达"])
+    pv = _vectors(pattern, [frozenset({"us-ai-service"})], ["bedrock", "英伟达"])
     types_in = lambda text: {"us-ai-service"} if "azure openai" in text else set()  # noqa: E731
     assert excludes_pattern_terms(pv, "本项目不接受英伟达GPU，须采用国产芯片", types_in)
     assert excludes_pattern_terms(pv, "服务商不得使用azure openai", types_in)

@@ -51,6 +51,26 @@ def test_block_pages_are_not_content(html: str) -> None:
         extract_page(html.encode("utf-8"), "http://127.0.0.1/x")
 
 
+def test_a_shop_that_sells_phone_verification_is_content_not_a_captcha_page() -> None:
+    """A page is a block page by its shape (little text and a challenge), not by a word: an account
+    shop's opening that mentions 验证码 because verification is what it sells is content."""
+    shop = ("<html><head><title>海外手机号接码 · ChatGPT 成品号</title></head><body><h1>成品号与接码服务</h1>"
+            "<p>提供美国、英国手机号接收短信验证码，用于注册 ChatGPT、Claude 账号，下单后自动发货。</p>"
+            "<p>成品号已过手机验证，首登包换，支持支付宝、微信付款，售后七天内有效，封号不退款。</p>"
+            "<p>常见问题：验证码收不到怎么办？请在五分钟内刷新，仍未收到可联系客服换号。</p>"
+            "<p>价格：美国号接码 3 元一次，英国号 4 元一次；成品号 Plus 独享 158 元每月，拼车 39 元每月。</p></body></html>")
+    page = extract_page(shop.encode("utf-8"), "http://127.0.0.1/shop")
+    assert "成品号" in page.text
+
+
+def test_a_challenge_widget_on_a_short_page_is_a_block() -> None:
+    html = ("<html><head><title>请稍候</title></head><body><p>正在检查您的浏览器环境。</p>"
+            "<div id='nc_1_wrapper'></div></body></html>")
+    with pytest.raises(UnusableContent, match="block page title|challenge"):
+        extract_page(html.encode("utf-8"), "http://127.0.0.1/x")
+    assert block_reason("Loading the store", "Shop", "<div class='g-recaptcha'></div>") == "challenge markup (g-recaptcha)"
+
+
 def test_long_notice_mentioning_captcha_is_content() -> None:
     body = "投标人登录系统时需输入验证码。" + "本项目为政府采购项目，采购人为某市财政局，预算金额100万元。" * 60
     assert block_reason(body) is None

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from index.detect import DEFAULT_THRESHOLD
+from index.decision import DEFAULT_CUT
 from index.patterns import PatternLibrary
 from index.restricted import match_dict, matches_for
 from index.search import SearchEngine, SearchResult, highlight
@@ -64,7 +64,8 @@ def alert_dict(a: Alert, doc: Document | None = None,
 
 
 def thresholds(library: PatternLibrary) -> dict[str, float]:
-    return {p.id: p.threshold or DEFAULT_THRESHOLD for p in library.patterns}
+    """The probability above which each pattern alerts (the pattern file's, else the model's default)."""
+    return {p.id: p.threshold if p.threshold is not None else DEFAULT_CUT for p in library.patterns}
 
 
 def document_view(store: Store, engine: SearchEngine | None, library: PatternLibrary,

@@ -1,0 +1,244 @@
+"""The page-level decision: logistic regressions over the evidence features, learned from labels.
+
+Why learned: the features (index.evidence) each say something, but how much a byline should
+weigh against a price list or a named chip is a question for labelled pages, not for constants
+set by hand. Why logistic: its output is a probability that can be checked for calibration (a
+page scored 0.8 should be evidence about four times in five), its coefficients are a few plain
+numbers that can be read and stored (no pickles), and it does not overfit a few thousand samples.
+
+Two kinds of weights. A pattern with labelled pages gets its own (shared weights plus its own
+departures from them, fitted together, so a pattern with few pages stays near the others). A
+pattern without any (one added as a YAML file) is decided by the *generic* weights: fitted on
+every pattern's pages over features that mean the same for every pattern (its own similarity
+scale, its examples' entity types, the page's genre), so it calibrates itself from its own
+examples and counter-examples with no code and no pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from index.evidence import FEATURES
+from loophole.config import ConfigError, read_yaml_mapping
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CUT = 0.5
+# The generic weights use the features that mean the same for any pattern (not a page text model,
+# which only patterns with labelled pages have). A pattern's own weights leave out the offer/notice
+# cues: they were written for fictional pages, and real sellers' pages rarely carry them (measured).
+GENERIC_FEATURES = tuple(name for name in FEATURES if name != "text")
+PATTERN_FEATURES = tuple(name for name in FEATURES if name != "genre_primary")
+MIN_SUPPORT = 15      # labelled evidence pages a pattern needs before it gets weights of its own
+SHARING = 1.0         # how freely a pattern's own weights may depart from the shared ones
+
+
+class Weights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    coefficients: list[float]
+    intercept: float
+    support: int = 0              # labelled evidence pages they were fitted on
+
+
+class DecisionModel(BaseModel):
+    """Weights over standardised features, the probability above which a page alerts, and where
+    they came from. Fitted for one embedding model: under another, only the generic weights are
+    used (the features are on each pattern's own scale, so they travel) until someone refits."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_id: str
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    generic: Weights
+    patterns: dict[str, Weights] = {}
+    cut: float = Field(DEFAULT_CUT, gt=0, lt=1)
+    generic_cut: float = Field(DEFAULT_CUT, gt=0, lt=1)   # for patterns decided by the generic weights
+    cross_validation: dict[str, float] = {}
+    created: str = ""
+    sources: list[str] = []
+
+    def cut_for(self, pattern_id: str) -> float:
+        return self.cut if pattern_id in self.patterns else self.generic_cut
+
+    def weights_for(self, pattern_id: str) -> Weights:
+        return self.patterns.get(pattern_id, self.generic)
+
+    def _standard(self, features: dict[str, float]) -> np.ndarray:
+        x = np.array([features.get(name, 0.0) for name in self.features], dtype=np.float64)
+        return (x - np.array(self.mean)) / np.array(self.scale)
+
+    def probability(self, pattern_id: str, features: dict[str, float]) -> float:
+        weights = self.weights_for(pattern_id)
+        z = float(np.dot(self._standard(features), weights.coefficients) + weights.intercept)
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    def contributions(self, pattern_id: str, features: dict[str, float]) -> dict[str, float]:
+        """Each feature's share of the log-odds, for "why it fired" (zero shares left out)."""
+        shares = self._standard(features) * np.array(self.weights_for(pattern_id).coefficients)
+        return {name: round(float(share), 3) for name, share in zip(self.features, shares, strict=True)
+                if abs(share) >= 0.005}
+
+    def for_model(self, model_id: str) -> DecisionModel:
+        """These weights as they may be used with another embedding model: the generic ones only."""
+        if model_id == self.model_id:
+            return self
+        return self.model_copy(update={"patterns": {}})
+
+
+def load_decision(paths: Iterable[Path], model_id: str) -> DecisionModel | None:
+    """The last decision file found, for this embedding model (see DecisionModel.for_model)."""
+    chosen = None
+    for path in paths:
+        if not Path(path).exists():
+            continue
+        try:
+            model = DecisionModel.model_validate(read_yaml_mapping(Path(path)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"{path}: invalid decision file: {first['msg']} at "
+                              f"{'.'.join(str(p) for p in first['loc'])}") from exc
+        if list(model.features) != list(FEATURES):
+            log.warning("%s: fitted on other features; ignored until `loophole calibrate`", path)
+            continue
+        if model.model_id != model_id:
+            log.warning("%s: fitted for embedding model %s, not %s: only its generic weights apply "
+                        "until `loophole calibrate`", path, model.model_id, model_id)
+        chosen = model.for_model(model_id)
+    return chosen
+
+
+def untrained(model_id: str) -> DecisionModel:
+    """Weights that never alert: what a data directory without any decision model runs on, so
+    that pages are still stored and scored (and can be calibrated on) while nothing is sent."""
+    zeros = [0.0] * len(FEATURES)
+    return DecisionModel(model_id=model_id, features=list(FEATURES), mean=zeros, scale=[1.0] * len(FEATURES),
+                         generic=Weights(coefficients=zeros, intercept=-20.0))
+
+
+def save_decision(path: Path, model: DecisionModel) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# Written by `loophole calibrate`: how evidence features become an alert's probability.\n"
+    body = yaml.safe_dump(model.model_dump(), allow_unicode=True, sort_keys=False, width=120)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(header + body, encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One page scored for one pattern, with the truth; ``group`` is who wrote the page (a
+    corpus), so cross-validation can hold a whole writer out."""
+
+    doc: str
+    pattern_id: str
+    features: dict[str, float]
+    positive: bool
+    group: str = ""
+
+
+def _matrix(samples: Sequence[Sample]) -> np.ndarray:
+    return np.array([[s.features.get(name, 0.0) for name in FEATURES] for s in samples], dtype=np.float64)
+
+
+# Features that can only add to the evidence (more similarity, more of the pattern's entity types,
+# a page that reads as an offer or a notice) and features that can only take from it (reporting
+# cues, an exclusion): their weights keep these signs, so the model stays monotone and its "why"
+# reads the right way round; the rest may go either way.
+ADDING = frozenset({"over_counters", "rivalry", "margin", "breadth", "types_unit", "types_page", "keywords",
+                    "genre_primary", "example_text", "text"})
+TAKING = frozenset({"reporting", "genre_news", "genre_other", "excluded", "near_miss", "news_lead"})
+
+
+def _bounds(names: Sequence[str]) -> list[tuple[float | None, float | None]]:
+    return [(0.0, None) if name in ADDING else (None, 0.0) if name in TAKING else (None, None) for name in names]
+
+
+def _logistic(z: np.ndarray, y: np.ndarray, regularisation: float, prior: np.ndarray | None = None,
+              names: Sequence[str] = FEATURES) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression with sign bounds (scipy's L-BFGS-B), its weights pulled
+    towards ``prior`` (the generic weights, for a pattern's own) rather than towards zero."""
+    from scipy.optimize import minimize  # only fitting needs scipy
+
+    centre = np.zeros(z.shape[1]) if prior is None else np.asarray(prior, dtype=np.float64)
+    signs = 2.0 * y - 1.0
+    bounds = _bounds(names)
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:-1], params[-1]
+        margin = signs * (z @ w + b)
+        value = np.logaddexp(0.0, -margin).sum() + 0.5 / regularisation * np.sum((w - centre) ** 2)
+        slope = -signs / (1.0 + np.exp(margin))   # d loss / d score
+        grad = np.append(z.T @ slope + (w - centre) / regularisation, slope.sum())
+        return float(value), grad
+
+    low = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
+    high = np.array([np.inf if hi is None else hi for _, hi in bounds])
+    start = np.append(np.clip(centre, low, high), 0.0)
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[*bounds, (None, None)])
+    return result.x[:-1], float(result.x[-1])
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 5) for v in values]
+
+
+def _fit_columns(z: np.ndarray, y: np.ndarray, names: Sequence[str], regularisation: float,
+                 prior: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Weights over the named features only (the others stay 0), in FEATURES order."""
+    columns = [FEATURES.index(name) for name in names]
+    coefficients, intercept = _logistic(z[:, columns], y, regularisation,
+                                        None if prior is None else prior[columns], names)
+    full = np.zeros(len(FEATURES))
+    full[columns] = coefficients
+    return full, intercept
+
+
+def _generic_weights(z: np.ndarray, y: np.ndarray, regularisation: float) -> Weights:
+    coefficients, intercept = _fit_columns(z, y, GENERIC_FEATURES, regularisation)
+    return Weights(coefficients=_rounded(coefficients), intercept=round(intercept, 5), support=int(y.sum()))
+
+
+def _pattern_weights(z: np.ndarray, y: np.ndarray, pattern_ids: Sequence[str], own: Sequence[str],
+                     regularisation: float, generic: Weights) -> dict[str, Weights]:
+    """Each pattern's weights, fitted on its own pages and pulled towards the generic ones: a pattern
+    with few pages stays near them, one with many finds its own (notices count for the police pattern,
+    offers for the reseller one)."""
+    ids = np.array(pattern_ids)
+    prior = np.array(generic.coefficients)
+    weights = {}
+    for pid in own:
+        mine = ids == pid
+        coefficients, intercept = _fit_columns(z[mine], y[mine], PATTERN_FEATURES, regularisation * SHARING, prior)
+        weights[pid] = Weights(coefficients=_rounded(coefficients), intercept=round(intercept, 5),
+                               support=int(y[mine].sum()))
+    return weights
+
+
+def fit(samples: Sequence[Sample], model_id: str, regularisation: float = 1.0, cut: float = DEFAULT_CUT,
+        sources: Sequence[str] = ()) -> DecisionModel:
+    """Generic weights for every pattern, and own weights for patterns with MIN_SUPPORT labelled pages."""
+    y = np.array([s.positive for s in samples], dtype=np.int64)
+    if len(set(y.tolist())) < 2:
+        raise ConfigError("calibration needs labelled pages both with and without evidence")
+    x = _matrix(samples)
+    mean = x.mean(axis=0)
+    scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
+    z = (x - mean) / scale
+    pattern_ids = [s.pattern_id for s in samples]
+    own = sorted(pid for pid in set(pattern_ids) if sum(1 for s in samples if s.pattern_id == pid and s.positive)
+                 >= MIN_SUPPORT)
+    generic = _generic_weights(z, y, regularisation)
+    return DecisionModel(model_id=model_id, features=list(FEATURES),
+                         mean=[round(float(m), 5) for m in mean], scale=[round(float(s), 5) for s in scale],
+                         generic=generic,
+                         patterns=_pattern_weights(z, y, pattern_ids, own, regularisation, generic),
+                         cut=cut, created=datetime.now(UTC).isoformat(timespec="seconds"), sources=list(sources))
