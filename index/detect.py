@@ -176,7 +176,7 @@ class Detector:
         """The entity types the page names, less those it names only to rule out (a PRC tie or a
         sanctioned vendor inside an exclusion) and, on a page that is not in Simplified Chinese
         and names no PRC tie, those named only by generic words. ``prc`` stands for a PRC tie
-        named, or the page being in Simplified Chinese."""
+        named, or the page being in Simplified Chinese (``prc-tie`` stays for patterns that require it)."""
         types = {hit.type for hit in entities}
         if self.watchlist is not None:
             if "prc-tie" in types and not names_tie_outside_exclusions(units):
@@ -190,7 +190,6 @@ class Detector:
                 types -= only_generic_types(entities)
         if tag == "zh" or "prc-tie" in types:
             types.add(PRC)
-        types.discard("prc-tie")
         return types | {f"lang:{tag}"}
 
     def _types_in(self, text: str) -> set[str]:

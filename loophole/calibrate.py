@@ -97,7 +97,8 @@ def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
     held_out = {f"held_out_by_folder_{k}": v for k, v in leave_group_out(samples, model_id).items()}
     unseen = leave_pattern_out(samples, model_id)
     generic_cut = best_generic_cut(unseen)
-    generic = {f"generic_unseen_pattern_f1:{pid}": round(f1_at(scored, generic_cut), 4) for pid, scored in unseen.items()}
+    generic = {f"generic_unseen_pattern_f1:{pid}": round(f1_at(scored, generic_cut), 4)
+               for pid, scored in unseen.items()}
     decision = fit(samples, model_id, sources=sources).model_copy(
         update={"cross_validation": {**held_out, **generic}, "generic_cut": generic_cut})
     decision_path = out or settings.home / "decision.yaml"

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
 from index.decision import load_decision, untrained
-from index.detect import Detector, PageFacts, PatternScore
+from index.detect import PRC, Detector, PageFacts, PatternScore
 from index.embed import Embedder, get_embedder
 from index.entities import EntityHit, Watchlist, load_watchlist
 from index.evidence import PageGenre, load_background
@@ -72,19 +72,18 @@ _LANG_TYPE = re.compile(r"^lang:[a-z]{2,3}(-[a-z0-9]+)*$")
 
 
 def check_entity_types(pattern_files: Iterable[Path], watchlist: Watchlist, watchlist_file: Path) -> None:
-    """Refuse a pattern whose ``requires`` or ``cues`` name an entity type the watchlist does not
-    have: such a condition can never be met, so the pattern would silently never fire."""
-    known = {entity.type for entity in watchlist.entities}
+    """Refuse a pattern whose ``requires`` names an entity type the watchlist does not have: such a
+    condition can never be met, so the pattern would silently never fire."""
+    known = {entity.type for entity in watchlist.entities} | {PRC}
     for path in pattern_files:
         for pattern in load_pattern_file(Path(path)).patterns:
-            for field_name in ("requires", "cues"):
-                for group in getattr(pattern, field_name):
-                    unknown = [t for t in group if t not in known and not _LANG_TYPE.match(t)]
-                    if unknown:
-                        raise ConfigError(
-                            f"{path}: pattern {pattern.id!r}: {field_name} names unknown entity type "
-                            f"{unknown[0]!r}, which {watchlist_file} does not define; known types: "
-                            f"{', '.join(sorted(known))}, or lang:<code> such as lang:zh")
+            for group in pattern.requires:
+                unknown = [t for t in group if t not in known and not _LANG_TYPE.match(t)]
+                if unknown:
+                    raise ConfigError(
+                        f"{path}: pattern {pattern.id!r}: requires names unknown entity type "
+                        f"{unknown[0]!r}, which {watchlist_file} does not define; known types: "
+                        f"{', '.join(sorted(known))}, or lang:<code> such as lang:zh")
 
 
 class Monitor:
