@@ -38,6 +38,11 @@ def block_reason(text: str, title: str = "", html: str = "") -> str | None:
     body = (title + "\n" + text).strip()
     if len(body) > SHORT_PAGE_CHARS:
         return None
+    if len(body) <= CHALLENGE_TEXT_CHARS:   # the challenge's own words say best what it is
+        lowered = body.lower()
+        for cue, reason in _BLOCK_CUES:
+            if cue.lower() in lowered:
+                return reason
     lowered_title = title.strip().lower()
     if lowered_title and any(lowered_title == cue or lowered_title.startswith(cue) for cue in _BLOCK_TITLES):
         return f"block page title ({title.strip()[:40]})"
@@ -45,9 +50,4 @@ def block_reason(text: str, title: str = "", html: str = "") -> str | None:
     widget = next((marker for marker in _CHALLENGE_MARKUP if marker in markup), None)
     if widget:
         return f"challenge markup ({widget})"
-    if len(body) <= CHALLENGE_TEXT_CHARS:
-        lowered = body.lower()
-        for cue, reason in _BLOCK_CUES:
-            if cue.lower() in lowered:
-                return reason
     return "empty shell (no text)" if len(body) < MIN_TEXT_CHARS else None
