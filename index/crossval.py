@@ -7,7 +7,7 @@ generic weights do for a pattern they never saw, as a pattern added as a YAML fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -108,3 +108,20 @@ def best_generic_cut(held: dict[str, Scored]) -> float:
     only the generic weights, and they were fitted on other patterns' pages, so their 0.5 need not be
     the right place to cut (a new pattern's near misses tend to score higher than seen patterns')."""
     return max(CUTS, key=lambda cut: (sum(f1_at(scored, cut) for scored in held.values()), -abs(cut - 0.5)))
+
+
+MIN_TUNING_POSITIVES = 5
+
+
+def tuned_cuts(scored: dict[str, Scored], default: Callable[[str], float]) -> dict[str, float]:
+    """Per pattern, the cut with the best F1 on pages scored by an already fitted model (ties go to the
+    pattern's default cut): for users whose own labelled pages read differently from the fitted ones.
+    Patterns with fewer than MIN_TUNING_POSITIVES evidence pages there keep their default."""
+    cuts = {}
+    for pid, pairs in scored.items():
+        if sum(1 for _, truth in pairs if truth) < MIN_TUNING_POSITIVES:
+            continue
+        best = max(CUTS + (default(pid),), key=lambda cut: (round(f1_at(pairs, cut), 4), -abs(cut - default(pid))))
+        if best != default(pid):
+            cuts[pid] = best
+    return cuts

@@ -62,11 +62,15 @@ class DecisionModel(BaseModel):
     patterns: dict[str, Weights] = {}
     cut: float = Field(DEFAULT_CUT, gt=0, lt=1)
     generic_cut: float = Field(DEFAULT_CUT, gt=0, lt=1)   # for patterns decided by the generic weights
+    # Cuts chosen on a folder of real pages (`loophole calibrate --tune-cuts DIR`), where they differ.
+    pattern_cuts: dict[str, float] = {}
     cross_validation: dict[str, float] = {}
     created: str = ""
     sources: list[str] = []
 
     def cut_for(self, pattern_id: str) -> float:
+        if pattern_id in self.pattern_cuts:
+            return self.pattern_cuts[pattern_id]
         return self.cut if pattern_id in self.patterns else self.generic_cut
 
     def weights_for(self, pattern_id: str) -> Weights:
@@ -91,7 +95,7 @@ class DecisionModel(BaseModel):
         """These weights as they may be used with another embedding model: the generic ones only."""
         if model_id == self.model_id:
             return self
-        return self.model_copy(update={"patterns": {}})
+        return self.model_copy(update={"patterns": {}, "pattern_cuts": {}})
 
 
 def load_decision(paths: Iterable[Path], model_id: str) -> DecisionModel | None:

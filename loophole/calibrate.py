@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_pattern_out
+from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_pattern_out, tuned_cuts
 from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision
 from index.embed import get_embedder
 from index.feedback import verdict_labels
@@ -85,7 +85,22 @@ def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary
     return samples, fit_text_models(documents, targets, extra)
 
 
-def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None) -> Calibrated:
+def tune_cuts(settings: Settings, decision: DecisionModel, decision_path: Path, text_model_path: Path,
+              folder: Path) -> DecisionModel:
+    """Per-pattern cuts chosen on a labelled folder scored with the models just fitted (never fitted
+    on it): real pages read weaker than written ones, so their best cut can sit lower."""
+    fitted = settings.model_copy(update={"decision_file": decision_path, "text_model_file": text_model_path,
+                                         "home": settings.home / "tuning-unused"})
+    scored: dict[str, list[tuple[float, bool]]] = {}
+    for outcome in evaluate(folder, fitted)[1]:
+        for pid, features in outcome.features.items():
+            scored.setdefault(pid, []).append((decision.probability(pid, features), pid in outcome.label.patterns))
+    cuts = tuned_cuts(scored, decision.cut_for)
+    return decision.model_copy(update={"pattern_cuts": cuts, "sources": [*decision.sources, f"cuts: {folder}"]})
+
+
+def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None,
+                    tuning: Path | None = None) -> Calibrated:
     library = load_library(settings.pattern_files)
     samples, text_models = stacked_samples(labelled_outcomes(folders, settings), library)
     if use_feedback:
@@ -105,4 +120,7 @@ def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
     text_model_path = decision_path.with_name("text_models.npz")
     save_decision(decision_path, decision)
     text_models.save(text_model_path)
+    if tuning is not None:
+        decision = tune_cuts(settings, decision, decision_path, text_model_path, tuning)
+        save_decision(decision_path, decision)
     return Calibrated(decision, text_models, decision_path, text_model_path)

@@ -342,13 +342,16 @@ def calibrate(folders: Annotated[list[Path] | None,
                                                          help="Also learn from recorded verdicts.")] = True,
               out: Annotated[Path | None, typer.Option(
                   help="Decision file to write (default: HOME/decision.yaml); text models go beside it.")] = None,
+              tune: Annotated[Path | None, typer.Option(
+                  "--tune-cuts", help="A labelled folder (real pages) to choose per-pattern cuts on; never fitted on.")
+              ] = None,
               ) -> None:
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
     settings = _settings()
     try:
-        calibrated = run_calibration(settings, folders or [], use_feedback, out)
+        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     calibration = calibrated.decision
@@ -359,6 +362,8 @@ def calibrate(folders: Annotated[list[Path] | None,
         typer.echo(f"  {pid:36} own weights, {weights.support} labelled evidence pages")
     typer.echo(f"  {'(any other pattern)':36} generic weights, {calibration.generic.support} labelled evidence pages, "
                f"cut {calibration.generic_cut}")
+    for pid, cut in calibration.pattern_cuts.items():
+        typer.echo(f"  {pid:36} cut {cut} (chosen on the --tune-cuts folder)")
     for name, value in calibration.cross_validation.items():
         typer.echo(f"  {name:48} {value:.3f}")
 

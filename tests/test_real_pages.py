@@ -18,8 +18,8 @@ from loophole.config import Settings
 from loophole.evaluate import evaluate
 
 REAL = Path(__file__).parent / "fixtures" / "real_web"
-FLOORS = {"precision": 0.85, "recall": 0.72}
-MAX_NEWS_ALERTS = 1
+FLOORS = {"precision": 0.84, "recall": 0.84}
+MAX_NEWS_ALERTS = 1    # one price comparison of coding-tool providers (README)
 
 
 def _present() -> bool:
