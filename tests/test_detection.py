@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from extract import ExtractedPage
-from index.crossval import best_generic_cut, leave_group_out
+from index.crossval import best_generic_cut, leave_group_out, tuned_cuts
 from index.decision import FEATURES, GENERIC_FEATURES, DecisionModel, Sample, fit, load_decision, save_decision
 from index.detect import (
     PatternVectors,
@@ -74,6 +74,13 @@ def test_held_out_figures_and_the_generic_cut(toy_samples: list[Sample]) -> None
     assert figures["precision"] > 0.8 and figures["recall"] > 0.8 and 0 <= figures["ece"] < 0.2
     scored = {"p": [(0.9, True), (0.7, False), (0.65, False), (0.95, True)]}
     assert best_generic_cut(scored) == 0.75          # between the near misses and the evidence
+
+
+def test_cuts_tuned_on_pages_that_read_weaker() -> None:
+    """Real pages score lower than written ones: their best cut can sit below the default."""
+    weak = [(0.42, True), (0.38, True), (0.45, True), (0.36, True), (0.6, True), (0.2, False), (0.1, False)]
+    assert tuned_cuts({"p": weak, "few": weak[:3]}, lambda pid: 0.5) == {"p": 0.35}
+    assert tuned_cuts({"p": [(0.9, True)] * 5 + [(0.1, False)]}, lambda pid: 0.5) == {}   # the default is best
 
 
 def test_a_decision_file_for_another_model_keeps_only_its_generic_weights(
