@@ -32,9 +32,9 @@ from loophole.config import ConfigError, read_yaml_mapping
 log = logging.getLogger(__name__)
 
 DEFAULT_CUT = 0.5
-# The generic weights use the features that mean the same for any pattern (not a page text model,
-# which only patterns with labelled pages have). A pattern's own weights leave out the offer/notice
-# cues: they were written for fictional pages, and real sellers' pages rarely carry them (measured).
+# The generic weights use the features that mean the same for any pattern: not a page text model, which
+# only patterns with labelled pages have. A pattern's own weights leave out the offer/notice cues: they
+# were written for fictional pages, and real sellers' pages rarely carry them (measured).
 GENERIC_FEATURES = tuple(name for name in FEATURES if name != "text")
 PATTERN_FEATURES = tuple(name for name in FEATURES if name != "genre_primary")
 MIN_SUPPORT = 15      # labelled evidence pages a pattern needs before it gets weights of its own
@@ -157,7 +157,8 @@ def _matrix(samples: Sequence[Sample]) -> np.ndarray:
 # a page that reads as an offer or a notice) and features that can only take from it (reporting
 # cues, an exclusion): their weights keep these signs, so the model stays monotone and its "why"
 # reads the right way round; the rest may go either way.
-ADDING = frozenset({"over_counters", "rivalry", "margin", "breadth", "types_unit", "types_page", "keywords",
+ADDING = frozenset({"over_counters", "rivalry", "margin", "breadth", "types_unit", "types_page",
+                    "types_over_counters", "keywords",
                     "genre_primary", "example_text", "text"})
 TAKING = frozenset({"reporting", "genre_news", "genre_other", "excluded", "near_miss", "news_lead"})
 

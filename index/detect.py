@@ -131,7 +131,8 @@ class Detector:
         own_examples = example_vectors[:len(pattern.examples)]
         own_counters = counter_vectors[:len(pattern.counter_examples)]
         profile = build_profile(own_examples, own_counters, self._background,
-                                [self._example_types(text) for text in pattern.examples])
+                                [self._example_types(text) for text in pattern.examples],
+                                [self._example_types(text) for text in pattern.counter_examples])
         others = [e for p in self.library.patterns if p.id != pattern.id for e in p.examples]
         text_model = example_text_model(pattern.examples, pattern.counter_examples, self._background_texts, others)
         return PatternVectors(pattern, example_vectors, counter_vectors,

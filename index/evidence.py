@@ -29,6 +29,8 @@ FEATURES = (
     "breadth",         # the five strongest units on the same scale: an offer told in many lines
     "types_unit",      # how fully the strongest units name the entity types an example names
     "types_page",      # the same over the whole page
+    "types_over_counters",   # types_page less how fully the counter-examples themselves cover the examples'
+                             # types: for a pattern whose near misses name the same things, naming them says little
     "keywords",        # the share of the pattern's keywords the page names (up to KEYWORDS_COUNTED of them)
     "excluded",        # the most similar unit rules the pattern's own terms out ("不接受英伟达")
     "near_miss",       # how much nearer a counter-example than any example some unit is: the page says
@@ -55,6 +57,7 @@ class PatternProfile:
     positive_level: float     # mean similarity of an example to the nearest other example
     background_level: float   # mean similarity of ordinary web text to the nearest example
     counter_level: float = 0.0   # mean similarity of a counter-example to the nearest example
+    counter_cover: float = 0.0   # how fully a counter-example covers the examples' entity types, on average
 
     @property
     def scale(self) -> float:
@@ -76,7 +79,8 @@ class PatternProfile:
 
 
 def build_profile(examples: np.ndarray, counters: np.ndarray, background: np.ndarray,
-                  example_types: Sequence[frozenset[str]]) -> PatternProfile:
+                  example_types: Sequence[frozenset[str]],
+                  counter_types: Sequence[frozenset[str]] = ()) -> PatternProfile:
     """Leave-one-out similarity among the examples gives the level of true evidence; the
     background sentences' nearest-example similarity gives the level of text about nothing."""
     if len(examples) > 1:
@@ -87,7 +91,11 @@ def build_profile(examples: np.ndarray, counters: np.ndarray, background: np.nda
         positive = 1.0
     ordinary = float((background @ examples.T).max(axis=1).mean()) if len(background) else 0.0
     near = float((counters @ examples.T).max(axis=1).mean()) if len(counters) else ordinary
-    return PatternProfile(tuple(example_types), positive, ordinary, near)
+    profile = PatternProfile(tuple(example_types), positive, ordinary, near)
+    if not counter_types:
+        return profile
+    cover = sum(type_cover(profile, types) for types in counter_types) / len(counter_types)
+    return PatternProfile(tuple(example_types), positive, ordinary, near, cover)
 
 
 def type_cover(profile: PatternProfile, types: set[str] | frozenset[str]) -> float:
@@ -162,6 +170,7 @@ def page_features(profile: PatternProfile, units: UnitScores, unit_types: Sequen
         "breadth": float(np.mean([profile.over_counters(float(adjusted[i])) for i in top])),
         "types_unit": max(type_cover(profile, unit_types[i]) for i in top),
         "types_page": type_cover(profile, page_types),
+        "types_over_counters": type_cover(profile, page_types) - profile.counter_cover,
         "keywords": min(keywords, KEYWORDS_COUNTED) / KEYWORDS_COUNTED,
         "excluded": float(not units.usable[raw_best]),
         "near_miss": float(np.clip(np.max(units.negative - units.positive) / profile.scale, 0.0, 2.0)),

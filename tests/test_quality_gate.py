@@ -36,13 +36,13 @@ CORPORA: dict[str, tuple[int, Floors]] = {
     "holdout18": (40, {"precision": 0.94, "recall": 0.94, "macro_f1": 0.93}),
     "genres_a": (70, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
     "genres_b": (70, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
-    "genres_c": (80, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
+    "genres_c": (80, {"precision": 0.92, "recall": 0.95, "macro_f1": 0.95}),
     "genres_d": (80, {"precision": 0.94, "recall": 0.95, "macro_f1": 0.95}),
 }
 DEV_FLOORS: Floors = {"precision": 0.98, "recall": 0.97, "macro_f1": 0.97}
 # pattern file, corpus, documents, the new pattern's F1 floor
 NEW_PATTERNS = {
-    "accelerator-grey-market": (FIXTURES / "patterns" / "accelerator-grey-market.yaml", "new_pattern_grey", 40, 0.78),
+    "accelerator-grey-market": (FIXTURES / "patterns" / "accelerator-grey-market.yaml", "new_pattern_grey", 40, 0.82),
     "eda-cloud-access": (FIXTURES / "new_pattern" / "eda.yaml", "new_pattern_eda", 40, 0.85),
 }
 CV_FLOORS: Floors = {"held_out_by_folder_precision": 0.95, "held_out_by_folder_recall": 0.95,
