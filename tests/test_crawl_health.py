@@ -60,7 +60,7 @@ def test_an_incremental_run_that_finds_nothing_new_is_healthy(settings: Settings
 
 
 def test_unhealthy_runs_say_why_and_since_when(settings: Settings, store: Store) -> None:
-    for source in ("ccgp", "ccgp-local", "jsggzy", "fjggzy", "hikvision", "dahua"):
+    for source in ("ccgp", "ccgp-local", "jsggzy", "zcy-zhejiang", "hikvision", "dahua"):
         _run(store, source, 5, FIRST)
     # The list came back empty where it named 20 notices before (two runs running).
     _run(store, "ccgp", 2, {"finish_reason": "finished", "downloader/response_status_count/200": 1})
@@ -70,14 +70,14 @@ def test_unhealthy_runs_say_why_and_since_when(settings: Settings, store: Store)
                                   "finished", "downloader/response_status_count/404": 15})
     _run(store, "jsggzy", 3, {}, health="degraded", reason="block page: 频繁访问")   # blocked twice running
     _run(store, "jsggzy", 1, {}, health="degraded", reason="block page: 验证码")
-    _run(store, "fjggzy", 1, {"finish_reason": "finished", "downloader/response_status_count/503": 3})
+    _run(store, "zcy-zhejiang", 1, {"finish_reason": "finished", "downloader/response_status_count/503": 3})
     _run(store, "hikvision", 1, {}, health="failing", reason="exit 1: timed out after 14400s")
     _run(store, "dahua", 1, {**FIRST, "finish_reason": "shutdown"})
-    found = _health(settings, store, "ccgp", "ccgp-local", "jsggzy", "fjggzy", "hikvision", "dahua")
+    found = _health(settings, store, "ccgp", "ccgp-local", "jsggzy", "zcy-zhejiang", "hikvision", "dahua")
     expected = {"ccgp": ("empty", "lists named no notice, though earlier runs' did", 2),
                 "ccgp-local": ("missing", "15 of 20 new notices not fetched (HTTP 404 x15)", 1),
                 "jsggzy": ("blocked", "block page: 验证码", 3),
-                "fjggzy": ("failing", "lists answered only errors (HTTP 503 x3)", 1),
+                "zcy-zhejiang": ("failing", "lists answered only errors (HTTP 503 x3)", 1),
                 "hikvision": ("failing", "exit 1: timed out after 14400s", 1),
                 "dahua": ("failing", "run ended early (shutdown)", 1)}
     for name, (status, reason, days) in expected.items():
