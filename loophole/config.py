@@ -245,6 +245,8 @@ class Settings(_Section):
     sources_file: Path = SEEDS_DIR / "sources.yaml"
     pattern_files: list[Path] = [SEEDS_DIR / "patterns.yaml"]
     watchlist_file: Path = SEEDS_DIR / "watchlist.yaml"
+    # Bilingual words of the domain that carry a query's keywords into the other language (index/query.py).
+    search_vocabulary_file: Path = SEEDS_DIR / "search_vocabulary.yaml"
     # Thresholds fitted by `loophole calibrate`; the home's own file (if any) overrides this one.
     calibration_file: Path = SEEDS_DIR / "calibration.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
