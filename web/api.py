@@ -5,22 +5,62 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from index.search import SearchFilters, SearchPage
+from loophole.config import MAX_ROW_ID
 from web import data
-from web.app import Analyst, Feedback, Filters, Reader, RowId, feedback, parse_since, state
+from web.app import (
+    Analyst,
+    ApiReader,
+    Feedback,
+    Filters,
+    Reader,
+    RowId,
+    View,
+    feedback,
+    more_like,
+    parse_since,
+    state,
+)
+
+VIEW_HELP = "evidence: primary sources and flagged pages first (the default); everything: relevance alone"
+LIKE_HELP = "rank the pages most like this document instead of a query"
+LIKE_ALERT_HELP = "rank the pages most like this alert's evidence (its document, pattern and decisive line)"
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 
-@router.get("/search", summary="Hybrid search, documents best first")
-def api_search(request: Request, _user: Reader, filters: Filters,
-               q: Annotated[str, Query(max_length=2000)] = "",
-               page: Annotated[int, Query(ge=1, le=1000)] = 1,
-               per_page: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
-    if not q.strip() and not filters.active():
+@router.get("/search", summary="Hybrid search, documents best first", response_class=JSONResponse)
+async def api_search(request: Request, _user: ApiReader, filters: Filters,
+                     q: Annotated[str, Query(max_length=2000)] = "",
+                     page: Annotated[int, Query(ge=1, le=1000)] = 1,
+                     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
+                     view: Annotated[View, Query(description=VIEW_HELP)] = "evidence",
+                     like: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description=LIKE_HELP)] = None,
+                     like_alert: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description=LIKE_ALERT_HELP)] = None,
+                     ) -> Response:
+    """A page of results, or with ``like`` / ``like_alert`` the pages most like a document or an
+    alert's evidence. A page already cached is answered on the event loop; anything else (the
+    model, the indexes, the store) runs in a worker thread."""
+    like_this = like is not None or like_alert is not None
+    if not like_this and not q.strip() and not filters.active():
         raise HTTPException(422, "give q, or a filter (source, kind, lang, pattern, ...) to list documents "
                                  "newest first")
-    return state(request).engine().search(q, filters, page, per_page).as_dict()
+    engine = None if like_this else state(request).ready_engine()
+    found = engine.cached(q, filters, page, per_page, view=view) if engine is not None else None
+    if found is None:
+        found = await run_in_threadpool(_search, request, filters, q, page, per_page, view, like, like_alert)
+    return Response(found.as_json(), media_type="application/json")
+
+
+def _search(request: Request, filters: SearchFilters, q: str, page: int, per_page: int, view: str,
+            like: int | None, like_alert: int | None) -> SearchPage:
+    engine = state(request).engine()
+    if like is not None or like_alert is not None:
+        return more_like(request, engine, filters, page, per_page, view, like, like_alert)
+    return engine.search(q, filters, page, per_page, view=view)
 
 
 @router.get("/documents/{doc_id}", summary="A document with fields, entities, pattern scores and alerts")

@@ -29,18 +29,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.feedback import record_feedback
 from index.patterns import PatternLibrary, load_library
 from index.restricted import active_version, screener_for
 from index.screening import Screener
-from index.search import SearchEngine, SearchFilters, engine_for
+from index.search import SearchEngine, SearchFilters, SearchPage, engine_for
 from index.store import Store
+from index.vectors import search_threads
 from loophole.config import MAX_ROW_ID, Settings
 from loophole.sources import load_sources
 from web import data
-from web.auth import ANONYMOUS, Principal, authenticate, csrf_token, is_loopback
+from web.auth import ANONYMOUS, Principal, TokenCache, authenticate, csrf_token, is_loopback
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "lw_token"
@@ -74,8 +76,10 @@ class WebState:
         self.auth = auth
         self.store = Store(settings.db_url)
         self.csrf_secret = secrets.token_bytes(32)
+        self.tokens = TokenCache()
         self._lock = threading.Lock()
-        self._refreshed = 0.0
+        self._refreshing = threading.Lock()
+        self._refreshed = time.monotonic()
         self._screener: Screener | None = None
 
     @cached_property
@@ -87,13 +91,24 @@ class WebState:
         return engine_for(self.settings, self.store)
 
     def engine(self) -> SearchEngine:
-        """The engine, re-synced with what crawls added at most every few seconds."""
+        """The engine, re-synced with what crawls added at most every few seconds. One request does
+        the re-sync while the others go on with the engine as it is: under load, every request
+        waiting on the one re-syncing made the slowest twentieth three times slower."""
         with self._lock:
             engine = self._engine
-            if time.monotonic() - self._refreshed > REFRESH_SECONDS:
+        if time.monotonic() - self._refreshed > REFRESH_SECONDS and self._refreshing.acquire(blocking=False):
+            try:
                 engine.refresh()
                 self._refreshed = time.monotonic()
+            finally:
+                self._refreshing.release()
         return engine
+
+    def ready_engine(self) -> SearchEngine | None:
+        """The engine when it is loaded and needs no re-sync now, else None (no I/O: for the event loop)."""
+        if "_engine" not in self.__dict__ or time.monotonic() - self._refreshed > REFRESH_SECONDS:
+            return None
+        return self._engine
 
     def screener(self) -> Screener | None:
         """The lists in force (reloaded after ``loophole lists update``), on the search engine's
@@ -132,6 +147,7 @@ def create_app(settings: Settings, auth: bool | None = None) -> FastAPI:
         raise ValueError(f"auth can be off only on a loopback address, not {settings.web.host!r}")
     app = FastAPI(title="Loophole Watch", version="1", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description="Search, documents, alerts and feedback for trust-and-safety tools.")
+    search_threads(1)   # concurrent requests are the parallelism (index/vectors.py)
     app.state.web = WebState(settings, auth)
     app.state.templates = Jinja2Templates(env=_environment())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -208,6 +224,23 @@ def reader(request: Request, _credentials: Credentials) -> Principal:
     raise LoginRequired()
 
 
+async def api_reader(request: Request, _credentials: Credentials) -> Principal:
+    """reader() for the JSON API, on the event loop: the token's owner comes from a short-lived
+    cache (web.auth.TOKEN_CACHE_SECONDS), and only a token not seen for a while is looked up in the
+    store, in a worker thread."""
+    token, _ = _token(request)
+    web = state(request)
+    known, user = web.tokens.lookup(token)
+    if not known:
+        user = await run_in_threadpool(authenticate, web.store, token)
+        web.tokens.remember(token, user)
+    if user is not None:
+        return user
+    if not web.auth:
+        return ANONYMOUS
+    raise unauthorized(request)
+
+
 def analyst(request: Request, _credentials: Credentials) -> Principal:
     """A signed-in analyst or admin; browser (cookie) requests must also be same-origin."""
     user = current_user(request)
@@ -239,6 +272,7 @@ def check_csrf(request: Request, user: Principal, submitted: str) -> None:
 
 
 Reader = Annotated[Principal, Depends(reader)]
+ApiReader = Annotated[Principal, Depends(api_reader)]
 Analyst = Annotated[Principal, Depends(analyst)]
 
 
@@ -252,11 +286,13 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
     return response
 
 
-def filters_from(source: str | None = None, kind: str | None = None, lang: str | None = None,
-                 date_from: str | None = None, date_to: str | None = None, pattern: str | None = None,
-                 entity: str | None = None, buyer: str | None = None,
-                 amount_min: str | None = None, amount_max: str | None = None) -> SearchFilters:
-    """Query parameters shared by the search page and /api/search; blanks (from a form) mean 'any'."""
+async def filters_from(source: str | None = None, kind: str | None = None, lang: str | None = None,
+                       date_from: str | None = None, date_to: str | None = None, pattern: str | None = None,
+                       entity: str | None = None, buyer: str | None = None,
+                       amount_min: str | None = None, amount_max: str | None = None) -> SearchFilters:
+    """Query parameters shared by the search page and /api/search; blanks (from a form) mean 'any'.
+    Async only because it does no I/O: FastAPI then runs it on the event loop, not in a worker thread
+    (each thread hop cost a search under load more than the work itself)."""
     values = dict(source=source, kind=kind, lang=lang, date_from=date_from, date_to=date_to, pattern=pattern,
                   entity=entity, buyer=buyer)
     cleaned = {key: (value or "").strip()[:200] or None for key, value in values.items()}
@@ -285,6 +321,22 @@ def _number(value: str | None, name: str) -> float | None:
 
 
 Filters = Annotated[SearchFilters, Depends(filters_from)]
+View = Literal["evidence", "everything"]
+
+
+def more_like(request: Request, engine: SearchEngine, filters: SearchFilters, page: int, per_page: int, view: str,
+              doc_id: int | None, alert_id: int | None) -> SearchPage:
+    """Pages like a document, or like an alert's evidence (its document, pattern and decisive line)."""
+    pattern, sentence = None, ""
+    if alert_id is not None:
+        alert = data.get_alert(state(request).store, alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        doc_id, pattern, sentence = alert.doc_id, alert.pattern_id, alert.sentence
+    assert doc_id is not None
+    if not data.document_exists(state(request).store, doc_id):
+        raise HTTPException(404, f"no document {doc_id}")
+    return engine.more_like(doc_id, filters, page, per_page, view, pattern, sentence)
 
 
 def feedback(request: Request, body: Feedback) -> dict[str, Any]:
@@ -308,4 +360,5 @@ def sources_of(web: WebState) -> list[data.SourceRow]:
     return data.source_rows(web.store, load_sources(web.settings.sources_file))
 
 
-__all__ = ["Analyst", "Filters", "RowId", "Form", "PlainTextResponse", "Reader", "create_app", "render", "state"]
+__all__ = ["Analyst", "ApiReader", "Filters", "RowId", "Form", "PlainTextResponse", "Reader", "create_app", "render",
+           "state"]

@@ -123,6 +123,11 @@ def parties_of(store: Store, doc_ids: list[int]) -> dict[int, list[dict[str, Any
         return {doc_id: [match_dict(row) for row in rows] for doc_id, rows in matches_for(session, doc_ids).items()}
 
 
+def document_exists(store: Store, doc_id: int) -> bool:
+    with store.session() as session:
+        return session.scalar(select(Document.id).where(Document.id == doc_id)) is not None
+
+
 def get_alert(store: Store, alert_id: int) -> Alert | None:
     with store.session() as session:
         return session.get(Alert, alert_id)
