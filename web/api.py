@@ -6,12 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from alerts.saved import MAX_TOP, list_searches
 from index.search import SearchFilters, SearchPage
+from index.store import SavedSearch
 from loophole.config import MAX_ROW_ID
 from web import data
 from web.app import (
+    FILTER_FIELDS,
     Analyst,
     ApiReader,
     Feedback,
@@ -19,9 +23,12 @@ from web.app import (
     Reader,
     RowId,
     View,
+    clean_filters,
     feedback,
     more_like,
     parse_since,
+    remove,
+    save,
     state,
 )
 
@@ -91,6 +98,43 @@ def api_screen(request: Request, _user: Reader,
     if screener is None:
         raise HTTPException(409, "no restriction lists loaded (loophole lists update FILE...)")
     return [m.as_dict() for m in screener.screen(name)]
+
+
+class SearchToSave(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    q: str = Field("", max_length=2000)
+    view: View = "evidence"
+    subscription: str = Field("", max_length=64, description="a configured subscription; empty: the first")
+    top: int = Field(10, ge=1, le=MAX_TOP, description="its first this many results are watched")
+    filters: dict[str, str] = Field(default_factory=dict, description="source, kind, lang, date_from, date_to, "
+                                    "pattern, entity, buyer, amount_min, amount_max")
+
+
+def saved_dict(row: SavedSearch) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "owner": row.owner, "q": row.query, "filters": row.filters,
+            "view": row.view, "subscription": row.subscription, "top": row.top,
+            "created_at": row.created_at.isoformat()}
+
+
+@router.get("/searches", summary="Saved searches (their new results arrive in their subscription's digest)")
+def api_searches(request: Request, _user: Reader) -> list[dict[str, Any]]:
+    return [saved_dict(row) for row in list_searches(state(request).store)]
+
+
+@router.post("/searches", summary="Save a search into a subscription's digest (analyst)", status_code=201)
+def api_save_search(request: Request, body: SearchToSave, user: Analyst) -> dict[str, Any]:
+    unknown = sorted(set(body.filters) - set(FILTER_FIELDS))
+    if unknown:
+        raise HTTPException(422, f"unknown filter(s) {unknown}; use {', '.join(FILTER_FIELDS)}")
+    filters = clean_filters(**{key: body.filters.get(key) for key in FILTER_FIELDS})
+    return saved_dict(save(request, user, body.name, body.q, filters, body.view, body.subscription, body.top))
+
+
+@router.delete("/searches/{search_id}", summary="Delete a saved search: one's own, or any as an admin",
+               status_code=204)
+def api_delete_search(request: Request, search_id: RowId, user: Analyst) -> Response:
+    remove(request, user, search_id)
+    return Response(status_code=204)
 
 
 @router.post("/feedback", summary="Confirm or dismiss a document's alerts (analyst)")

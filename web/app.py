@@ -32,12 +32,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alerts.saved import SavedSearchError, remove_search, save_search
 from index.feedback import record_feedback
 from index.patterns import PatternLibrary, load_library
 from index.restricted import active_version, screener_for
 from index.screening import Screener
 from index.search import SearchEngine, SearchFilters, SearchPage, engine_for
-from index.store import Store
+from index.store import SavedSearch, Store
 from index.vectors import search_threads
 from loophole.config import MAX_ROW_ID, Settings
 from loophole.sources import load_sources
@@ -293,11 +294,20 @@ async def filters_from(source: str | None = None, kind: str | None = None, lang:
     """Query parameters shared by the search page and /api/search; blanks (from a form) mean 'any'.
     Async only because it does no I/O: FastAPI then runs it on the event loop, not in a worker thread
     (each thread hop cost a search under load more than the work itself)."""
-    values = dict(source=source, kind=kind, lang=lang, date_from=date_from, date_to=date_to, pattern=pattern,
-                  entity=entity, buyer=buyer)
+    return clean_filters(source=source, kind=kind, lang=lang, date_from=date_from, date_to=date_to, pattern=pattern,
+                         entity=entity, buyer=buyer, amount_min=amount_min, amount_max=amount_max)
+
+
+FILTER_FIELDS = ("source", "kind", "lang", "date_from", "date_to", "pattern", "entity", "buyer", "amount_min",
+                 "amount_max")
+
+
+def clean_filters(**values: str | None) -> SearchFilters:
+    """Filters from text fields: trimmed, blanks dropped, dates and amounts checked (422 otherwise)."""
+    amount_min, amount_max = values.pop("amount_min", None), values.pop("amount_max", None)
     cleaned = {key: (value or "").strip()[:200] or None for key, value in values.items()}
     for key in ("date_from", "date_to"):
-        if cleaned[key] and not _is_date(cleaned[key]):
+        if cleaned.get(key) and not _is_date(cleaned[key]):
             raise HTTPException(422, f"{key} must be a date YYYY-MM-DD")
     return SearchFilters(**cleaned, amount_min=_number(amount_min, "amount_min"),
                          amount_max=_number(amount_max, "amount_max"))
@@ -322,6 +332,28 @@ def _number(value: str | None, name: str) -> float | None:
 
 Filters = Annotated[SearchFilters, Depends(filters_from)]
 View = Literal["evidence", "everything"]
+
+
+def save(request: Request, user: Principal, name: str, query: str, filters: SearchFilters, view: str,
+         subscription: str, top: int) -> SavedSearch:
+    """Save a search for a user into a configured subscription's digest; bad input is a 422."""
+    web = state(request)
+    known = [sub.name for sub in web.settings.effective_subscriptions()]
+    subscription = subscription or known[0]
+    if subscription not in known:
+        raise HTTPException(422, f"no subscription {subscription!r}; configured: {', '.join(known)}")
+    try:
+        return save_search(web.store, web.engine(), user.name, name, query, filters, view, subscription, top)
+    except SavedSearchError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def remove(request: Request, user: Principal, search_id: int) -> None:
+    """Delete a saved search: one's own, or any as an admin."""
+    try:
+        remove_search(state(request).store, search_id, None if user.can("admin") else user.name)
+    except SavedSearchError as exc:
+        raise HTTPException(404, str(exc)) from exc
 
 
 def more_like(request: Request, engine: SearchEngine, filters: SearchFilters, page: int, per_page: int, view: str,

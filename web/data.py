@@ -128,6 +128,13 @@ def document_exists(store: Store, doc_id: int) -> bool:
         return session.scalar(select(Document.id).where(Document.id == doc_id)) is not None
 
 
+def document_title(store: Store, doc_id: int) -> tuple[int, str] | None:
+    """(id, title or URL) of a document, for the "more like" heading."""
+    with store.session() as session:
+        row = session.execute(select(Document.id, Document.title, Document.url).where(Document.id == doc_id)).first()
+    return (row.id, row.title or row.url) if row else None
+
+
 def get_alert(store: Store, alert_id: int) -> Alert | None:
     with store.session() as session:
         return session.get(Alert, alert_id)
