@@ -45,6 +45,11 @@ STAGE_BONUS = 0.05          # times the stage's weight below
 CONFIRMED = 1.25            # an analyst's confirmation over a detection alone
 STAGE_WEIGHT = {"award": 1.0, "contract": 1.0, "tender": 0.7, "tenderAmendment": 0.5, "planning": 0.4,
                 "tenderCancellation": 0.0}
+FIRST_PAGE = 10             # the page balanced between languages
+LANGUAGE_FLOOR = 3          # pages of each language wanted there
+BALANCE_SCORE_RATIO = 0.8   # ... if they score at least this share of the page's last one
+BALANCED_LANGUAGES = ("zh", "en")
+BALANCE_AFFINITY = 0.5      # only pages flagged for a pattern the query is at least half about are raised
 AFFINITY_TEMPERATURE = 0.02  # softmax over the query's cosine with each pattern
 AFFINITY_FLOOR = 0.25        # a query no nearer than this to any pattern is about none
 AFFINITY_FULL = 0.40         # ... and at least this near is wholly about its nearest ones
@@ -59,11 +64,16 @@ class DocumentSignals:
     evidence: dict[int, dict[str, float]] = field(default_factory=dict)  # doc -> pattern -> weight
     listed: set[int] = field(default_factory=set)
     stage: dict[int, float] = field(default_factory=dict)
+    lang: dict[int, str] = field(default_factory=dict)                  # zh or en (others are not balanced)
     state: tuple[Any, ...] = ()
+
+    def about(self, doc_id: int, affinity: dict[str, float]) -> float:
+        """How much the page is flagged for what the query is about (0: for nothing it asks)."""
+        return sum(weight * affinity.get(pid, 0.0) for pid, weight in self.evidence.get(doc_id, {}).items())
 
     def bonus(self, doc_id: int, affinity: dict[str, float]) -> float:
         patterns = self.evidence.get(doc_id, {})
-        score = PATTERN_BONUS * sum(weight * affinity.get(pid, 0.0) for pid, weight in patterns.items())
+        score = PATTERN_BONUS * self.about(doc_id, affinity)
         score += ANY_ALERT_BONUS * max(patterns.values(), default=0.0)
         score += 0.0 if doc_id in self.secondary else PRIMARY_BONUS
         score += LISTED_BONUS * (doc_id in self.listed) + STAGE_BONUS * self.stage.get(doc_id, 0.0)
@@ -81,9 +91,12 @@ def signals_state(store: Store) -> tuple[Any, ...]:
 def load_signals(store: Store) -> DocumentSignals:
     signals = DocumentSignals(state=signals_state(store))
     with store.session() as session:
-        for doc_id, kind, fields in session.execute(select(Document.id, Document.kind, Document.fields)):
+        for doc_id, kind, fields, lang in session.execute(
+                select(Document.id, Document.kind, Document.fields, Document.lang)):
             if kind not in EVIDENCE_KINDS:
                 signals.secondary.add(doc_id)
+            if lang in BALANCED_LANGUAGES:
+                signals.lang[doc_id] = lang
             stage = STAGE_WEIGHT.get(str((fields or {}).get("notice_type") or ""))
             if stage:
                 signals.stage[doc_id] = stage
@@ -156,10 +169,42 @@ def relevance(dense: Sequence[int], lexical: Sequence[int]) -> dict[int, float]:
 
 
 def rank(relevant: dict[int, float], view: str, signals: DocumentSignals | None,
-         affinity: dict[str, float]) -> dict[int, float]:
-    """Final scores, best first: relevance alone for "everything", plus the page's signals for "evidence"."""
-    if view == "evidence" and signals is not None:
-        scored = {doc_id: score + signals.bonus(doc_id, affinity) for doc_id, score in relevant.items()}
-    else:
-        scored = dict(relevant)
-    return dict(sorted(scored.items(), key=lambda item: (-item[1], item[0])))
+         affinity: dict[str, float]) -> list[tuple[int, float]]:
+    """(doc id, score), best first: relevance alone for "everything"; for "evidence", plus the page's
+    signals, with both languages on the first page (:func:`balance_languages`)."""
+    if view != "evidence" or signals is None:
+        return sorted(relevant.items(), key=lambda item: (-item[1], item[0]))
+    scored = {doc_id: score + signals.bonus(doc_id, affinity) for doc_id, score in relevant.items()}
+    evidence = {doc_id for doc_id in relevant if signals.about(doc_id, affinity) >= BALANCE_AFFINITY}
+    return balance_languages(sorted(scored.items(), key=lambda item: (-item[1], item[0])), signals.lang, evidence)
+
+
+def balance_languages(ranked: list[tuple[int, float]], lang: dict[int, str],
+                      evidence: set[int]) -> list[tuple[int, float]]:
+    """The first page with at least LANGUAGE_FLOOR pages of each language, where pages flagged for
+    what the query is about (``evidence``) score nearly as well as its last one: the best of them
+    take the places of the lowest-scored pages of a language that has more than its floor there.
+
+    Why: most evidence is Chinese, and an English query's nearest pages are English ones, even
+    when Chinese pages flagged for the same thing score just below them; the reverse holds for
+    vendors' English pages. An analyst should see both on the first page."""
+    top, rest = list(ranked[:FIRST_PAGE]), list(ranked[FIRST_PAGE:])
+    if len(top) < FIRST_PAGE:
+        return ranked
+    floor = BALANCE_SCORE_RATIO * top[-1][1]
+    for language in BALANCED_LANGUAGES:
+        short = LANGUAGE_FLOOR - sum(lang.get(doc_id) == language for doc_id, _ in top)
+        raised = [item for item in rest if lang.get(item[0]) == language and item[0] in evidence
+                  and item[1] >= floor][:max(0, short)]
+        for item in raised:
+            counts = {other: sum(lang.get(d) == other for d, _ in top) for other in BALANCED_LANGUAGES}
+            spare = [entry for entry in reversed(top) if lang.get(entry[0]) != language
+                     and counts.get(lang.get(entry[0], ""), FIRST_PAGE) > LANGUAGE_FLOOR]
+            if not spare:
+                break
+            top.remove(spare[0])
+            rest.remove(item)
+            top.append(item)
+            rest.insert(0, spare[0])
+    by_score = lambda item: (-item[1], item[0])  # noqa: E731
+    return sorted(top, key=by_score) + sorted(rest, key=by_score)

@@ -364,7 +364,7 @@ class SearchEngine:
         keyword = [(doc_id, score) for doc_id, score in self.lexical.documents(match, CANDIDATES, allowed)
                    if doc_id != seed.exclude]
         relevant = relevance(list(dict.fromkeys(doc for _, doc, _ in dense_hits)), [doc for doc, _ in keyword])
-        ranked = list(rank(relevant, view, self.signals(), self._affinity(seed, view)).items())
+        ranked = rank(relevant, view, self.signals(), self._affinity(seed, view))
         window = ranked[(page - 1) * per_page: page * per_page]
         terms = own + [fold(word) for word in expansion.extra]
         results = self._results(window, dense_hits, dict(keyword), match, passages_per_doc)

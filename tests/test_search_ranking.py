@@ -57,8 +57,8 @@ def test_signals_put_flagged_primary_pages_first_in_the_evidence_view() -> None:
     signals = DocumentSignals(secondary={3}, evidence={2: {"police-us-tech-procurement": 1.0}, 4: {"reseller": 1.0}})
     relevant = relevance(dense=[3, 1, 2, 4], lexical=[3, 2, 1, 4])
     about_police = {"police-us-tech-procurement": 1.0}
-    assert list(rank(relevant, "everything", signals, about_police))[0] == 3          # the commentary
-    evidence = list(rank(relevant, "evidence", signals, about_police))
+    assert rank(relevant, "everything", signals, about_police)[0][0] == 3          # the commentary
+    evidence = [doc_id for doc_id, _ in rank(relevant, "evidence", signals, about_police)]
     assert evidence[0] == 2 and evidence[-1] == 3                                     # flagged first, commentary last
     assert evidence.index(4) < evidence.index(3)        # a page flagged for another pattern still beats commentary
 
