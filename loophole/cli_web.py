@@ -87,7 +87,7 @@ def users_list() -> None:
 
 @users_app.command("remove")
 def users_remove(name: Annotated[str, typer.Argument()]) -> None:
-    """Delete a user; their token stops working at once."""
+    """Delete a user; their token stops working at once (within two seconds in a running API server)."""
     from index.store import Store
     from web.auth import UserError, remove_user
 
