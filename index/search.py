@@ -529,18 +529,36 @@ def _normalised(weights: dict[str, float]) -> dict[str, float]:
 def engine_for(settings: Any, store: Store | None = None, vectors: VectorIndex | None = None) -> SearchEngine:
     """The engine for a data directory, reusing a Monitor's store and vectors when given."""
     from index.embed import get_embedder
-    from index.entities import load_watchlist
-    from index.patterns import load_library
-    from index.query import load_vocabulary
 
     embedder = get_embedder(settings.embedding.model, settings.embedding.batch_size)
     store = store or Store(settings.db_url)
     if vectors is None:
         vectors = VectorIndex.load(settings.index_dir, embedder.model_id, embedder.dimension)
-    watchlist = load_watchlist(settings.watchlist_file)
-    expander = QueryExpander(watchlist, load_vocabulary(settings.search_vocabulary_file))
-    affinity = PatternAffinity(load_library(settings.pattern_files), embedder, watchlist)
+    files = (settings.watchlist_file, settings.search_vocabulary_file, *settings.pattern_files)
+    expander, affinity = _readers(settings.watchlist_file, settings.search_vocabulary_file,
+                                  tuple(settings.pattern_files), settings.embedding.model,
+                                  settings.embedding.batch_size, _stamp(*files))
     engine = SearchEngine(store, vectors, embedder, LexicalIndex(settings.index_dir, expander.dictionary()),
                           settings.index_dir, expander, affinity)
     engine.refresh()
     return engine
+
+
+def _stamp(*paths: Path) -> tuple[float, ...]:
+    return tuple(Path(path).stat().st_mtime for path in paths)
+
+
+@lru_cache(maxsize=8)
+def _readers(watchlist_file: Path, vocabulary_file: Path, pattern_files: tuple[Path, ...], model: str,
+             batch_size: int, _stamp: tuple[float, ...]) -> tuple[QueryExpander, PatternAffinity]:
+    """The query expander and the pattern affinity for these files (kept while the files are unchanged:
+    building them embeds every pattern's examples)."""
+    from index.embed import get_embedder
+    from index.entities import load_watchlist
+    from index.patterns import load_library
+    from index.query import load_vocabulary
+
+    watchlist = load_watchlist(watchlist_file)
+    expander = QueryExpander(watchlist, load_vocabulary(vocabulary_file))
+    affinity = PatternAffinity(load_library(list(pattern_files)), get_embedder(model, batch_size), watchlist)
+    return expander, affinity
