@@ -37,6 +37,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (defaul
     """Serve the web app and JSON API (OpenAPI at /api/openapi.json)."""
     import uvicorn
 
+    from index.vectors import search_threads
     from web.app import create_app
 
     settings = _settings()
@@ -50,6 +51,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (defaul
         raise typer.Exit(2) from exc
     typer.echo(f"Loophole Watch on http://{web.host}:{web.port}/ (auth {'on' if app.state.web.auth else 'off'})",
                err=True)
+    search_threads(1)   # the concurrent requests are the parallelism (index/vectors.py)
     uvicorn.run(app, host=web.host, port=web.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 

@@ -39,7 +39,6 @@ from index.restricted import active_version, screener_for
 from index.screening import Screener
 from index.search import SearchEngine, SearchFilters, SearchPage, engine_for
 from index.store import SavedSearch, Store
-from index.vectors import search_threads
 from loophole.config import MAX_ROW_ID, Settings
 from loophole.sources import load_sources
 from web import data
@@ -148,7 +147,6 @@ def create_app(settings: Settings, auth: bool | None = None) -> FastAPI:
         raise ValueError(f"auth can be off only on a loopback address, not {settings.web.host!r}")
     app = FastAPI(title="Loophole Watch", version="1", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description="Search, documents, alerts and feedback for trust-and-safety tools.")
-    search_threads(1)   # concurrent requests are the parallelism (index/vectors.py)
     app.state.web = WebState(settings, auth)
     app.state.templates = Jinja2Templates(env=_environment())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
