@@ -410,7 +410,8 @@ class SearchEngine:
         return np.stack([found[text] for text in texts]).astype(np.float32)
 
     def _mean_vector(self, chunk_ids: list[int]) -> np.ndarray | None:
-        present = [cid for cid in chunk_ids if cid not in set(self.vectors.missing(chunk_ids))]
+        absent = set(self.vectors.missing(chunk_ids))
+        present = [cid for cid in chunk_ids if cid not in absent]
         if not present:
             return None
         mean = self.vectors.reconstruct_many(present).mean(axis=0)
