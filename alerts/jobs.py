@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alerts.channels import apprise_channel, is_machine, machine_body, send_apprise, write_atom
 from alerts.dedup import assign_groups
@@ -21,10 +22,12 @@ from alerts.outbox import record_sends, recover, send_with_outbox
 from alerts.saved import SearchNews, list_searches, new_results, record_hits
 from alerts.views import deliverable, heads_query, load_views, matches
 from index.patterns import load_library
-from index.search import SearchEngine, engine_for
 from index.store import Store
 from loophole.config import ConfigError, Settings, Subscription
 from loophole.sources import Source, scheduled_sources
+
+if TYPE_CHECKING:   # the search engine (and the model's libraries) load only for saved searches
+    from index.search import SearchEngine
 
 log = logging.getLogger(__name__)
 FEED_SIZE = 100
@@ -82,6 +85,8 @@ class SavedSearches:
         if not self.any:
             return []
         if self._engine is None:
+            from index.search import engine_for
+
             self._engine = engine_for(self.settings, self.store)
         return new_results(self.store, self._engine, self.sub.name, channel, self.settings.public_base_url)
 

@@ -15,15 +15,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.views import safe_link
+from index.filters import SearchFilters
 from index.ranking import VIEWS
-from index.search import SearchEngine, SearchFilters, SearchResult
 from index.store import Document, SavedSearch, SavedSearchHit, Store
+
+if TYPE_CHECKING:   # the search engine (and the model's libraries) load only where a search runs
+    from index.search import SearchEngine, SearchResult
 
 BASELINE = "*"              # the channel of the pages a search showed when it was saved
 MAX_TOP = 50

@@ -22,16 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
 
 from extract.kind import EVIDENCE_KINDS
-from index.embed import Embedder
 from index.entities import Watchlist
 from index.patterns import PatternLibrary
 from index.store import Alert, Detection, Document, Feedback, PartyMatch, Store
+
+if TYPE_CHECKING:   # the model's libraries load only where a search runs
+    from index.embed import Embedder
 
 VIEWS = ("evidence", "everything")
 RRF_K = 30                  # reciprocal-rank damping: rank 10 keeps 0.78 of rank 1, rank 100 0.24
