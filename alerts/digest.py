@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Exists
 
 from alerts.health import SourceHealth, crawl_health
+from alerts.saved import SearchNews
 from alerts.views import AlertView, deliverable, heads_query, load_views, matches, safe_link
 from index.store import Alert, AlertSend
 from loophole.config import Subscription
@@ -48,6 +49,7 @@ class Digest:
     health: list[SourceHealth] = field(default_factory=list)
     updated: set[int] = field(default_factory=set)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    searches: list[SearchNews] = field(default_factory=list)   # saved searches' new results
 
     @property
     def items(self) -> list[AlertView]:
@@ -57,6 +59,15 @@ class Digest:
     def alerts(self) -> list[tuple[int, int]]:
         """(head id, revision) of every item: what a successful send records."""
         return [(item.id, item.revision) for item in self.items]
+
+    @property
+    def hits(self) -> list[tuple[int, int]]:
+        """(saved search id, document id) of every new search result: what a successful send records."""
+        return [hit for news in self.searches for hit in news.hits]
+
+    @property
+    def empty(self) -> bool:
+        return not self.items and not self.searches
 
     @property
     def local_created(self) -> datetime:
@@ -75,6 +86,8 @@ class Digest:
         if updated:
             parts.append(f"{updated} updated")
         parts.append(f"in {_plural(len(self.groups), 'pattern')} from {_plural(len(sources), 'source')}")
+        if self.searches:
+            parts.append(f"· {_plural(len(self.hits), 'new result')} of {_plural(len(self.searches), 'saved search')}")
         if self.problems:
             parts.append(f"· crawl: {_plural(len(self.problems), 'source')} need attention")
         return " ".join(parts)
@@ -94,12 +107,13 @@ def _ordered(groups: dict[str, list[AlertView]], titles: dict[str, str]) -> dict
 
 def collect(session: Session, sub: Subscription, titles: dict[str, str], channel: str, sources: Sequence[Source],
             public_base_url: str | None = None, now: datetime | None = None,
-            health_grace: timedelta = HEALTH_GRACE) -> Digest:
+            health_grace: timedelta = HEALTH_GRACE, searches: Sequence[SearchNews] = ()) -> Digest:
     """Groups matching ``sub`` not yet sent to it on ``channel`` (or updated since): those about a
     listed party first, then by score; none that an analyst dismissed or snoozed
-    (:func:`alerts.views.deliverable`)."""
+    (:func:`alerts.views.deliverable`). ``searches``: its saved searches' new results
+    (:func:`alerts.saved.new_results`), shown after the alerts."""
     digest = Digest(subscription=sub.name, timezone=sub.timezone, pattern_titles=titles,
-                    created=now or datetime.now(UTC))
+                    created=now or datetime.now(UTC), searches=list(searches))
     query = heads_query().where(~_sent_clause(sub.name, channel), deliverable(digest.created))
     views = load_views(session, query, public_base_url)
     for view in views:
@@ -125,7 +139,8 @@ def build_message(digest: Digest, sender: str, recipients: list[str], subject_pr
     html_body, text_body = render(digest)
     message = EmailMessage()
     count = len(digest.items)
-    message["Subject"] = f"{subject_prefix} {_plural(count, 'new alert')} ({digest.local_created:%Y-%m-%d})"
+    searched = f", {_plural(len(digest.hits), 'search result')}" if digest.hits else ""
+    message["Subject"] = f"{subject_prefix} {_plural(count, 'new alert')}{searched} ({digest.local_created:%Y-%m-%d})"
     message["From"] = sender
     message["To"] = ", ".join(recipients) or sender
     message["Date"] = formatdate(digest.created.timestamp(), localtime=False)

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alerts.channels import apprise_channel, is_machine, machine_body, send_apprise, write_atom
 from alerts.dedup import assign_groups
@@ -18,11 +19,15 @@ from alerts.delivery import DeliveryError
 from alerts.digest import Digest, build_message, collect, render
 from alerts.export import records_for
 from alerts.outbox import record_sends, recover, send_with_outbox
+from alerts.saved import SearchNews, list_searches, new_results, record_hits
 from alerts.views import deliverable, heads_query, load_views, matches
 from index.patterns import load_library
 from index.store import Store
 from loophole.config import ConfigError, Settings, Subscription
 from loophole.sources import Source, scheduled_sources
+
+if TYPE_CHECKING:   # the search engine (and the model's libraries) load only for saved searches
+    from index.search import SearchEngine
 
 log = logging.getLogger(__name__)
 FEED_SIZE = 100
@@ -34,6 +39,7 @@ class ChannelResult:
     target: str = ""
     count: int = 0
     error: str = ""
+    search_results: int = 0
 
 
 @dataclass
@@ -58,31 +64,55 @@ def _scheduled(settings: Settings) -> list[Source]:
         return []
 
 
-def collect_for(settings: Settings, store: Store, sub: Subscription, channel: str, now: datetime) -> Digest:
+def collect_for(settings: Settings, store: Store, sub: Subscription, channel: str, now: datetime,
+                searches: SavedSearches | None = None) -> Digest:
     grace = timedelta(seconds=settings.scheduler.crawl_timeout_seconds)
+    news = searches.news(channel) if searches is not None else []
     with store.session() as session:
         return collect(session, sub, _titles(settings), channel, _scheduled(settings), settings.public_base_url,
-                       now, grace)
+                       now, grace, news)
 
 
-def _email(settings: Settings, store: Store, sub: Subscription, now: datetime, out_dir: Path | None) -> ChannelResult:
-    digest = collect_for(settings, store, sub, "email", now)
+class SavedSearches:
+    """The subscription's saved searches, run on a search engine loaded only if it has any."""
+
+    def __init__(self, settings: Settings, store: Store, sub: Subscription) -> None:
+        self.settings, self.store, self.sub = settings, store, sub
+        self._engine: SearchEngine | None = None
+        self.any = bool(list_searches(store, subscription=sub.name))
+
+    def news(self, channel: str) -> list[SearchNews]:
+        if not self.any:
+            return []
+        if self._engine is None:
+            from index.search import engine_for
+
+            self._engine = engine_for(self.settings, self.store)
+        return new_results(self.store, self._engine, self.sub.name, channel, self.settings.public_base_url)
+
+
+def _email(settings: Settings, store: Store, sub: Subscription, now: datetime, out_dir: Path | None,
+           searches: SavedSearches) -> ChannelResult:
+    digest = collect_for(settings, store, sub, "email", now, searches)
     recipients = sub.recipients or settings.smtp.recipients
     message = build_message(digest, settings.smtp.sender, recipients, settings.digest.subject_prefix)
-    result = ChannelResult("email", count=len(digest.items))
+    result = ChannelResult("email", count=len(digest.items), search_results=len(digest.hits))
     try:
         # Through the outbox: a crash between sending and recording is finished by recover().
-        result.target = send_with_outbox(settings, store, message, sub.name, list(digest.alerts), out_dir)
+        result.target = send_with_outbox(settings, store, message, sub.name, list(digest.alerts), out_dir,
+                                         digest.hits)
     except DeliveryError as exc:
         result.error = str(exc)
     return result
 
 
-def _apprise(settings: Settings, store: Store, sub: Subscription, url: str, now: datetime) -> ChannelResult:
+def _apprise(settings: Settings, store: Store, sub: Subscription, url: str, now: datetime,
+             searches: SavedSearches) -> ChannelResult:
     channel = apprise_channel(url)
-    digest = collect_for(settings, store, sub, channel, now)
-    result = ChannelResult(channel, target=channel, count=len(digest.items))
-    if not digest.items:
+    # Machine channels get alert records only (their JSON schema has no search results).
+    digest = collect_for(settings, store, sub, channel, now, None if is_machine(url) else searches)
+    result = ChannelResult(channel, target=channel, count=len(digest.items), search_results=len(digest.hits))
+    if digest.empty:
         return result  # chat channels hear nothing on a quiet day
     body = machine_body(digest.items, records_for(store, digest.items)) if is_machine(url) else render(digest)[1]
     try:
@@ -91,6 +121,7 @@ def _apprise(settings: Settings, store: Store, sub: Subscription, url: str, now:
         result.error = str(exc)
         return result
     record_sends(store, digest.alerts, sub.name, channel, channel, now)
+    record_hits(store, digest.hits, channel, now)
     return result
 
 
@@ -115,10 +146,11 @@ def run_digest(settings: Settings, name: str, now: datetime | None = None, out_d
     try:
         recover(settings, store)  # finish a send a crash interrupted before starting a new one
         assign_groups(store)
+        searches = SavedSearches(settings, store, sub)
         if sub.recipients or not (sub.apprise or sub.atom) or out_dir is not None:
-            run.results.append(_email(settings, store, sub, now, out_dir))
+            run.results.append(_email(settings, store, sub, now, out_dir, searches))
         for url in sub.apprise_urls():
-            run.results.append(_apprise(settings, store, sub, url, now))
+            run.results.append(_apprise(settings, store, sub, url, now, searches))
         if sub.atom:
             run.results.append(_atom(settings, store, sub, now))
     finally:

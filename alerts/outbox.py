@@ -33,6 +33,7 @@ from sqlalchemy import select
 from alerts.channels import send_email
 from alerts.delivery import DeliveryError
 from alerts.digest import write_eml
+from alerts.saved import record_hits
 from index.store import Alert, AlertSend, Delivery, Store
 from loophole.config import Settings
 
@@ -84,11 +85,11 @@ def _spool(settings: Settings, message: EmailMessage) -> Path:
 
 
 def _claim(store: Store, message: EmailMessage, sub: str, sends: list[tuple[int, int]], path: Path,
-           out_dir: Path | None) -> int:
+           out_dir: Path | None, hits: list[tuple[int, int]]) -> int:
     with store.session() as session:
         row = Delivery(message_id=str(message["Message-ID"]), subscription=sub,
-                       alert_ids=[list(pair) for pair in sends], spool_path=str(path),
-                       out_dir=str(out_dir) if out_dir else None)
+                       alert_ids=[list(pair) for pair in sends], search_hits=[list(pair) for pair in hits],
+                       spool_path=str(path), out_dir=str(out_dir) if out_dir else None)
         session.add(row)
         session.flush()
         return row.id
@@ -99,8 +100,10 @@ def _complete(store: Store, delivery_id: int, target: str) -> None:
         row = session.get(Delivery, delivery_id)
         assert row is not None
         sends = [(int(a), int(r)) for a, r in row.alert_ids]
+        hits = [(int(s), int(d)) for s, d in row.search_hits or []]
         sub = row.subscription
     record_sends(store, sends, sub, CHANNEL, target, datetime.now(UTC))  # idempotent after a crash
+    record_hits(store, hits, CHANNEL)
     with store.session() as session:
         row = session.get(Delivery, delivery_id)
         assert row is not None
@@ -109,10 +112,12 @@ def _complete(store: Store, delivery_id: int, target: str) -> None:
 
 
 def send_with_outbox(settings: Settings, store: Store, message: EmailMessage, sub: str,
-                     sends: list[tuple[int, int]], out_dir: Path | None = None) -> str:
-    """Spool, claim, deliver, record. A crash leaves the claim for recover(); a refusal releases it."""
+                     sends: list[tuple[int, int]], out_dir: Path | None = None,
+                     hits: list[tuple[int, int]] | None = None) -> str:
+    """Spool, claim, deliver, record (alert groups, and saved searches' results: ``hits``). A crash
+    leaves the claim for recover(); a refusal releases it."""
     path = _spool(settings, message)
-    delivery_id = _claim(store, message, sub, sends, path, out_dir)
+    delivery_id = _claim(store, message, sub, sends, path, out_dir, hits or [])
     try:
         target = deliver(message, settings, out_dir)
     except DeliveryError:

@@ -85,6 +85,16 @@ class Embedder:
                                      convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`encode` for a few short search queries. With USE v3 the module is asked directly:
+        sentence-transformers' per-call bookkeeping (walking the torch modules) cost as much as
+        embedding the query itself. Same vectors, normalised the same way."""
+        if self._use is None or not texts:
+            return self.encode(texts)
+        vectors = np.asarray(self._use._use.encode([str(text) for text in texts]), dtype=np.float32).reshape(-1, 512)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
     def encode_with_joins(self, texts: Sequence[str],
                           joins: Sequence[tuple[int, int, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Vectors for the texts and for each join (a, b, separator): text a, separator, text b.

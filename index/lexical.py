@@ -1,17 +1,26 @@
-"""Lexical (BM25) retrieval over chunks: SQLite FTS5 on jieba-segmented text.
+"""Lexical (BM25) retrieval: SQLite FTS5 over pages and over their passages, on jieba-segmented text.
 
 Why FTS5: it keeps a persisted inverted index with BM25 ranking built in, updated one
 document at a time, so a query never re-tokenises the corpus. Why jieba: Chinese has no
-spaces; FTS5's own tokenizers would index single characters or whole runs. Text is
-segmented here (search-engine mode, so 海康威视 is found by 海康) and stored space-joined.
+spaces; FTS5's own tokenizers would index single characters or whole runs. Han runs are
+segmented here (search-engine mode, so 海康威视 is found by 海康), with the domain's names
+(the watchlist's aliases, the search vocabulary) added to jieba's dictionary so that 英伟达 or
+算力租赁 stay whole; Latin runs are kept as written (``p4d.24xlarge``). Tokens are stored
+space-joined and FTS5's porter stage folds English endings (servers, server).
 
-The index is derived data, like the FAISS file: it lives in the index folder whatever the
-main database is, and :meth:`LexicalIndex.sync` brings it up to date with the store by
-comparing each document's content hash and chunk count with what was indexed.
+Two tables: pages (title and body, weighted), which rank documents, since the facts that make
+a page evidence are often in different lines of it (a police buyer in the title, an NVIDIA card
+in a table row); and passages, which say where a page matched.
+
+The index is derived data, like the FAISS file: it lives in the index folder whatever the main
+database is, :meth:`LexicalIndex.sync` brings it up to date with the store by comparing each
+document's content hash and chunk count with what was indexed, and a change of tokenizer (a new
+dictionary word) rebuilds it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -28,6 +37,9 @@ from index.entities import fold
 from index.store import Chunk, Document, Store
 
 DB_FILE = "lexical.sqlite"
+TOKENIZER_VERSION = "2"     # bump when tokenize() changes: the index is rebuilt
+TITLE_WEIGHT = 2.0          # a word in a page's title counts twice one in its body
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[\w\u4e00-\u9fff][\w.\-\u4e00-\u9fff]*", re.UNICODE)
 _STOP = frozenset({
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is",
@@ -36,6 +48,17 @@ _STOP = frozenset({
     "于", "将", "其", "并", "及其", "以及", "一", "个", "我", "我们", "贵", "本", "该",
 })
 MAX_QUERY_TERMS = 48
+_SCHEMA = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(tokens, doc_id UNINDEXED, "
+    "tokenize='porter unicode61 remove_diacritics 0')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS doc_fts USING fts5(title, body, "
+    "tokenize='porter unicode61 remove_diacritics 0')",
+    "CREATE TABLE IF NOT EXISTS indexed_docs(doc_id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, "
+    "chunks INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+_dictionary_lock = threading.Lock()
+_dictionary: set[str] = set()
 
 
 @lru_cache(maxsize=1)
@@ -48,15 +71,43 @@ def _jieba() -> Any:
     return jieba
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words; Chinese runs segmented by jieba (search mode); Traditional folded."""
+def add_dictionary_words(words: Iterable[str]) -> None:
+    """Teach jieba the domain's Chinese names, so they are segmented whole (process-wide)."""
+    new = {fold(word) for word in words if _HAN.fullmatch(fold(word) or "-")} - _dictionary
+    if not new:
+        return
+    jieba = _jieba()
+    with _dictionary_lock:
+        for word in sorted(new):
+            jieba.add_word(word)
+        _dictionary.update(new)
+
+
+def tokenizer_fingerprint() -> str:
+    """Changes whenever tokenize() would split some text differently."""
+    payload = TOKENIZER_VERSION + "\n" + "\n".join(sorted(_dictionary))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def _words(piece: str) -> list[str]:
     tokens = []
-    for piece in _jieba().cut_for_search(fold(text)):
-        for word in _WORD.findall(piece):
-            word = word.strip(".-").lower()
-            if word and word not in _STOP:
-                tokens.append(word)
+    for word in _WORD.findall(piece):
+        word = word.strip(".-").lower()
+        if word and word not in _STOP:
+            tokens.append(word)
     return tokens
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words: Han runs segmented by jieba (search mode), Latin runs kept as words;
+    Traditional folded to Simplified, full-width to ASCII."""
+    folded, tokens, last = fold(text), [], 0
+    for run in _HAN.finditer(folded):
+        tokens += _words(folded[last:run.start()])
+        for piece in _jieba().cut_for_search(run.group(0)):
+            tokens += _words(piece)
+        last = run.end()
+    return tokens + _words(folded[last:])
 
 
 def query_terms(query: str) -> list[str]:
@@ -67,11 +118,26 @@ def query_terms(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_TERMS]
 
 
-class LexicalIndex:
-    """One FTS5 table of chunk tokens (rowid = chunk id) and a ledger of indexed documents."""
+def _quoted(tokens: Sequence[str]) -> str:
+    return '"' + " ".join(tokens).replace('"', '""') + '"'
 
-    def __init__(self, directory: Path) -> None:
+
+def match_expression(terms: Sequence[str], phrases: Sequence[str] = ()) -> str:
+    """An FTS5 query: any of the terms, or any phrase (tokenised, its words in order); '' for none."""
+    parts = [_quoted([term]) for term in terms]
+    for phrase in phrases:
+        tokens = tokenize(phrase)
+        if tokens:
+            parts.append(_quoted(tokens))
+    return " OR ".join(dict.fromkeys(parts))
+
+
+class LexicalIndex:
+    """Pages and passages in FTS5 (rowid = document id, chunk id) and a ledger of indexed documents."""
+
+    def __init__(self, directory: Path, dictionary: Iterable[str] = ()) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        add_dictionary_words(dictionary)
         self.path = directory / DB_FILE
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -79,10 +145,21 @@ class LexicalIndex:
         self._readers: list[sqlite3.Connection] = []
         with self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
-                             "tokens, doc_id UNINDEXED, tokenize='unicode61 remove_diacritics 0')")
-            self._db.execute("CREATE TABLE IF NOT EXISTS indexed_docs(doc_id INTEGER PRIMARY KEY, "
-                             "sha256 TEXT NOT NULL, chunks INTEGER NOT NULL)")
+            self._create_or_reset()
+
+    def _create_or_reset(self) -> None:
+        """Create the tables; drop them first when they were built by another tokenizer (or are
+        the older, passages-only layout), so that sync() indexes everything again."""
+        fingerprint = tokenizer_fingerprint()
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        stored = (self._db.execute("SELECT value FROM meta WHERE key='tokenizer'").fetchone()
+                  if "meta" in tables else None)
+        if tables and (stored is None or stored[0] != fingerprint):
+            for table in ("chunk_fts", "doc_fts", "indexed_docs", "meta"):
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tokenizer', ?)", (fingerprint,))
 
     def sync(self, store: Store) -> int:
         """Index documents that are new or changed, drop those that are gone; returns documents touched."""
@@ -103,38 +180,57 @@ class LexicalIndex:
     def _drop(self, doc_ids: Sequence[int]) -> None:
         with self._lock, self._db:
             for doc_id in doc_ids:
-                self._db.execute("DELETE FROM chunk_fts WHERE doc_id = ?", (doc_id,))
+                self._forget(doc_id)
                 self._db.execute("DELETE FROM indexed_docs WHERE doc_id = ?", (doc_id,))
+
+    def _forget(self, doc_id: int) -> None:
+        self._db.execute("DELETE FROM chunk_fts WHERE doc_id = ?", (doc_id,))
+        self._db.execute("DELETE FROM doc_fts WHERE rowid = ?", (doc_id,))
 
     def _index_docs(self, store: Store, doc_ids: list[int], state: dict[int, tuple[str, int]]) -> None:
         with store.session() as session:
             rows = session.execute(select(Chunk.id, Chunk.doc_id, Chunk.text)
                                    .where(Chunk.doc_id.in_(doc_ids))).all()
-        tokens = [(row.id, " ".join(tokenize(row.text)), row.doc_id) for row in rows]
+            pages = session.execute(select(Document.id, Document.title, Document.text)
+                                    .where(Document.id.in_(doc_ids))).all()
+        chunks = [(row.id, " ".join(tokenize(row.text)), row.doc_id) for row in rows]
+        docs = [(row.id, " ".join(tokenize(row.title or "")), " ".join(tokenize(row.text or ""))) for row in pages]
         with self._lock, self._db:
             for doc_id in doc_ids:
-                self._db.execute("DELETE FROM chunk_fts WHERE doc_id = ?", (doc_id,))
-            self._db.executemany("INSERT INTO chunk_fts(rowid, tokens, doc_id) VALUES (?, ?, ?)", tokens)
+                self._forget(doc_id)
+            self._db.executemany("INSERT INTO chunk_fts(rowid, tokens, doc_id) VALUES (?, ?, ?)", chunks)
+            self._db.executemany("INSERT INTO doc_fts(rowid, title, body) VALUES (?, ?, ?)", docs)
             self._db.executemany("INSERT OR REPLACE INTO indexed_docs(doc_id, sha256, chunks) VALUES (?, ?, ?)",
                                  [(doc_id, *state[doc_id]) for doc_id in doc_ids])
 
     def search(self, query: str, k: int, doc_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score; higher is better) best first, optionally within some documents."""
-        terms = query_terms(query)
-        if not terms:
+        """(chunk id, BM25 score; higher is better) for the query's own words, best first."""
+        return [(cid, score) for cid, _, score in self.passages(match_expression(query_terms(query)), k, doc_ids)]
+
+    def documents(self, match: str, k: int, doc_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """(document id, BM25 score over title and body; higher is better) best first."""
+        sql = f"SELECT rowid, -bm25(doc_fts, {TITLE_WEIGHT}, 1.0) AS score FROM doc_fts WHERE doc_fts MATCH ?"
+        rows = self._run(sql, "rowid", match, k, doc_ids)
+        return [(int(row[0]), float(row[1])) for row in rows]
+
+    def passages(self, match: str, k: int, doc_ids: Iterable[int] | None = None) -> list[tuple[int, int, float]]:
+        """(chunk id, document id, BM25 score) best first, optionally within some documents."""
+        sql = "SELECT rowid, doc_id, -bm25(chunk_fts) AS score FROM chunk_fts WHERE chunk_fts MATCH ?"
+        rows = self._run(sql, "doc_id", match, k, doc_ids)
+        return [(int(row[0]), int(row[1]), float(row[2])) for row in rows]
+
+    def _run(self, sql: str, doc_column: str, match: str, k: int, doc_ids: Iterable[int] | None) -> list[Any]:
+        if not match:
             return []
-        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-        sql = "SELECT rowid, -bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ?"
         params: list[object] = [match]
         if doc_ids is not None:
             allowed = sorted(set(doc_ids))
             if not allowed:
                 return []
-            sql += " AND doc_id IN (SELECT value FROM json_each(?))"  # one parameter, any count
+            sql += f" AND {doc_column} IN (SELECT value FROM json_each(?))"  # one parameter, any count
             params.append(json.dumps(allowed))
-        sql += " ORDER BY bm25(chunk_fts) LIMIT ?"
         params.append(k)
-        return [(int(row[0]), float(row[1])) for row in self._reader().execute(sql, params)]
+        return self._reader().execute(sql + " ORDER BY score DESC LIMIT ?", params).fetchall()
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection. Searches from the web server's threads then run side

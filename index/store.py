@@ -1,5 +1,5 @@
 """The document store: snapshots, documents, chunks, detections, alerts, feedback, crawl runs,
-discovered hosts.
+discovered hosts, saved searches.
 
 One set of SQLAlchemy models serves SQLite (the embedded default) and PostgreSQL (scale-out);
 the database URL in the configuration chooses. Rows are keyed so that a re-run is idempotent:
@@ -187,12 +187,44 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="sending", index=True)   # sending | sent
     subscription: Mapped[str] = mapped_column(String(64), default="")
     alert_ids: Mapped[list[Any]] = mapped_column(default=list)     # [alert group id, revision] pairs
+    search_hits: Mapped[list[Any]] = mapped_column(default=list)   # [saved search id, doc id] pairs
     spool_path: Mapped[str] = mapped_column(Text)
     out_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     channel: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SavedSearch(Base):
+    """A query an analyst saved into a subscription: its new results arrive in that digest.
+
+    "New" means a page that enters the first ``top`` results after the search was saved (those
+    there at saving are its baseline) and that the channel has not had."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64), default="")
+    query: Mapped[str] = mapped_column(Text, default="")
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)      # index.search.SearchFilters fields
+    view: Mapped[str] = mapped_column(String(16), default="evidence")
+    subscription: Mapped[str] = mapped_column(String(64), default="default", index=True)
+    top: Mapped[int] = mapped_column(Integer, default=10)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SavedSearchHit(Base):
+    """A page a saved search has shown on a channel (``*``: at saving, for every channel)."""
+
+    __tablename__ = "saved_search_hits"
+    __table_args__ = (UniqueConstraint("search_id", "doc_id", "channel"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("saved_searches.id", ondelete="CASCADE"), index=True)
+    doc_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Feedback(Base):

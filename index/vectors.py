@@ -36,6 +36,13 @@ RETRAIN_GROWTH = 4        # retrain the IVF once it holds this many times what i
 TRAIN_PER_CELL = 64       # k-means sample: enough per cell for stable centroids, quick on 2 cores
 
 
+def search_threads(count: int) -> None:
+    """FAISS's OpenMP threads for this process. A server answering many searches at once wants one:
+    its parallelism is the concurrent requests, and on two busy cores OpenMP's spinning threads made
+    one exact search over 1,600 passages take 7.5 ms instead of 0.15 ms."""
+    faiss.omp_set_num_threads(max(1, count))
+
+
 class ModelMismatch(ValueError):
     """The saved index was built with another embedding model."""
 

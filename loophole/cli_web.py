@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loophole.config import Settings
+from loophole.config import MAX_ROW_ID, Settings
 
 # uvicorn's default keep-alive is 5 s, the same as httpx's pool expiry: a client reusing a
 # connection idle for ~5 s raced the server closing it and got a reset (1 request in ~1,500 under
@@ -37,6 +37,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (defaul
     """Serve the web app and JSON API (OpenAPI at /api/openapi.json)."""
     import uvicorn
 
+    from index.vectors import search_threads
     from web.app import create_app
 
     settings = _settings()
@@ -50,6 +51,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (defaul
         raise typer.Exit(2) from exc
     typer.echo(f"Loophole Watch on http://{web.host}:{web.port}/ (auth {'on' if app.state.web.auth else 'off'})",
                err=True)
+    search_threads(1)   # the concurrent requests are the parallelism (index/vectors.py)
     uvicorn.run(app, host=web.host, port=web.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
@@ -87,7 +89,7 @@ def users_list() -> None:
 
 @users_app.command("remove")
 def users_remove(name: Annotated[str, typer.Argument()]) -> None:
-    """Delete a user; their token stops working at once."""
+    """Delete a user; their token stops working at once (within two seconds in a running API server)."""
     from index.store import Store
     from web.auth import UserError, remove_user
 
@@ -99,7 +101,7 @@ def users_remove(name: Annotated[str, typer.Argument()]) -> None:
     typer.echo(f"removed {name}")
 
 
-def search(query: Annotated[str, typer.Argument(help="Any language; matches across Chinese and English.")],
+def search(query: Annotated[str, typer.Argument(help="Any language; matches across Chinese and English.")] = "",
            limit: Annotated[int, typer.Option(help="Documents per page.", min=1, max=100)] = 10,
            page: Annotated[int, typer.Option(help="Page number, from 1.", min=1, max=100_000)] = 1,
            source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
@@ -112,19 +114,28 @@ def search(query: Annotated[str, typer.Argument(help="Any language; matches acro
            buyer: Annotated[str | None, typer.Option(help="Buyer name contains this.")] = None,
            min_amount: Annotated[float | None, typer.Option(help="An amount at least this.")] = None,
            max_amount: Annotated[float | None, typer.Option(help="An amount at most this.")] = None,
+           view: Annotated[str, typer.Option(help="evidence (primary sources and flagged pages first) or "
+                                                  "everything (relevance alone).")] = "evidence",
+           like: Annotated[int | None, typer.Option(help="Pages most like this document id, instead of a query.",
+                                                    min=1, max=MAX_ROW_ID)] = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, best first.")] = False) -> None:
     """Hybrid (semantic + keyword) search over the indexed passages, the same as the web app's."""
+    from index.ranking import VIEWS
     from index.search import SearchFilters, engine_for
     from loophole.pipeline import Monitor
 
     filters = SearchFilters(source, kind, lang, since, until, pattern, entity, buyer, min_amount, max_amount)
-    if not query.strip() and not filters.active():
-        typer.echo("error: give a query, or a filter (--source, --kind, --pattern, ...) to list documents "
-                   "newest first", err=True)
+    if view not in VIEWS:
+        typer.echo(f"error: --view must be one of {', '.join(VIEWS)}", err=True)
+        raise typer.Exit(2)
+    if like is None and not query.strip() and not filters.active():
+        typer.echo("error: give a query, --like DOC_ID, or a filter (--source, --kind, --pattern, ...) to list "
+                   "documents newest first", err=True)
         raise typer.Exit(2)
     monitor = Monitor(_settings())
     engine = engine_for(monitor.settings, monitor.store, monitor.vectors)
-    results = engine.search(query, filters, page=page, per_page=limit)
+    results = (engine.more_like(like, filters, page=page, per_page=limit, view=view) if like is not None
+               else engine.search(query, filters, page=page, per_page=limit, view=view))
     if as_json:
         typer.echo(json.dumps([r.as_dict(results.terms) for r in results.results], ensure_ascii=False, indent=2))
         return
@@ -134,8 +145,68 @@ def search(query: Annotated[str, typer.Argument(help="Any language; matches acro
             typer.echo(f"   > {passage.text[:160]}")
 
 
+searches_app = typer.Typer(help="Saved searches: their new results arrive in a subscription's digest.",
+                           no_args_is_help=True)
+
+
+@searches_app.command("add")
+def searches_add(name: Annotated[str, typer.Argument(help="A name for the search.")],
+                 query: Annotated[str, typer.Argument(help="The query, as typed in the search box.")],
+                 subscription: Annotated[str | None, typer.Option(help="Whose digest (default: the first).")] = None,
+                 view: Annotated[str, typer.Option(help="evidence or everything.")] = "evidence",
+                 top: Annotated[int, typer.Option(help="Watch its first this many results.", min=1, max=50)] = 10,
+                 owner: Annotated[str, typer.Option(help="Recorded as its owner.")] = "cli") -> None:
+    """Save a search; the pages it shows now are its baseline, later ones go into the digest."""
+    from alerts.saved import SavedSearchError, save_search
+    from index.search import SearchFilters, engine_for
+    from index.store import Store
+
+    settings = _settings()
+    names = [sub.name for sub in settings.effective_subscriptions()]
+    if subscription is not None and subscription not in names:
+        typer.echo(f"error: no subscription {subscription!r}; configured: {', '.join(names)}", err=True)
+        raise typer.Exit(2)
+    store = Store(settings.db_url)
+    try:
+        row = save_search(store, engine_for(settings, store), owner, name, query, SearchFilters(), view,
+                          subscription or names[0], top)
+    except SavedSearchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"saved search {row.id} {row.name!r} -> digest {row.subscription!r}")
+
+
+@searches_app.command("list")
+def searches_list() -> None:
+    """Every saved search."""
+    from alerts.saved import list_searches
+    from index.store import Store
+
+    table = Table(title="Saved searches")
+    for column in ("id", "name", "query", "view", "digest", "first", "owner"):
+        table.add_column(column)
+    for row in list_searches(Store(_settings().db_url)):
+        table.add_row(str(row.id), row.name, row.query, row.view, row.subscription, str(row.top), row.owner)
+    Console().print(table)
+
+
+@searches_app.command("remove")
+def searches_remove(search_id: Annotated[int, typer.Argument(min=1, max=MAX_ROW_ID)]) -> None:
+    """Delete a saved search."""
+    from alerts.saved import SavedSearchError, remove_search
+    from index.store import Store
+
+    try:
+        remove_search(Store(_settings().db_url), search_id)
+    except SavedSearchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"removed saved search {search_id}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the analysts' commands to the main ``loophole`` app."""
     app.command()(serve)
     app.command()(search)
     app.add_typer(users_app, name="users")
+    app.add_typer(searches_app, name="searches")

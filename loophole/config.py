@@ -251,6 +251,8 @@ class Settings(_Section):
     text_model_file: Path = SEEDS_DIR / "text_models.npz"
     # Ordinary web sentences each pattern measures its own similarity scale against (index.evidence).
     background_file: Path = SEEDS_DIR / "background.yaml"
+    # Bilingual words of the domain that carry a query's keywords into the other language (index/query.py).
+    search_vocabulary_file: Path = SEEDS_DIR / "search_vocabulary.yaml"
     embedding: EmbeddingSettings = EmbeddingSettings()
     crawl: CrawlSettings = CrawlSettings()
     discovery: DiscoverySettings = DiscoverySettings()

@@ -9,7 +9,7 @@ from pathlib import Path
 from alerts.dedup import assign_groups
 from alerts.delivery import DeliveryError
 from alerts.digest import render
-from alerts.jobs import ChannelResult, collect_for, run_digest
+from alerts.jobs import ChannelResult, SavedSearches, collect_for, run_digest
 from index.store import Store
 from loophole.config import Settings
 
@@ -20,7 +20,8 @@ def preview_digest(settings: Settings) -> str:
     try:
         assign_groups(store)
         sub = settings.effective_subscriptions()[0]
-        return render(collect_for(settings, store, sub, "email", datetime.now(UTC)))[1]
+        searches = SavedSearches(settings, store, sub)
+        return render(collect_for(settings, store, sub, "email", datetime.now(UTC), searches))[1]
     finally:
         store.close()
 
@@ -39,7 +40,9 @@ class DigestReport:
         return [r.target for _, r in self._of(kind)]
 
     def lines(self) -> list[str]:
-        return [f"{sub}/{r.channel.split(':', 1)[0]}: {r.count} alert{'' if r.count == 1 else 's'} -> {r.target}"
+        return [f"{sub}/{r.channel.split(':', 1)[0]}: {r.count} alert{'' if r.count == 1 else 's'}"
+                + (f", {r.search_results} saved-search result{'' if r.search_results == 1 else 's'}"
+                   if r.search_results else "") + f" -> {r.target}"
                 + (" (the feed's current entries)" if r.channel == "atom" else "") for sub, r in self.results]
 
     def _of(self, kind: str) -> list[tuple[str, ChannelResult]]:

@@ -81,8 +81,16 @@ def test_search_open_document_and_triage(web: tuple[str, WebHome], browser_page:
     assert results.count() >= 5
     assert any("\u4e00" <= ch <= "\u9fff" for ch in page.locator("ol.results").inner_text())  # Chinese pages found
     assert set(page.locator("li.result .tag").all_inner_texts()) >= {"procurement-notice"}
+    expect(page.locator("nav.views span.on")).to_have_text("Evidence first")
     page.screenshot(path=str(tmp_path / "search.png"), full_page=False)
+    page.click("nav.views a")                                          # the switch keeps the query
+    expect(page.locator("nav.views span.on")).to_have_text("Everything")
+    assert "view=everything" in page.url and "kind=procurement-notice" in page.url
+    page.locator("li.result a.like").first.click()
+    expect(page.locator("p.like")).to_contain_text("More like")
+    assert page.locator("li.result").count() >= 3
 
+    page.go_back()
     page.locator("li.result a.title").first.click()
     expect(page.locator("article.document h1")).to_be_visible()
     expect(page.locator("aside")).to_contain_text("Patterns")

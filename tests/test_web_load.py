@@ -68,8 +68,10 @@ def test_a_failing_batch_fails_its_callers_and_the_next_batch_runs() -> None:
 
 @needs(DEV_CORPUS)
 def test_concurrent_searches_rank_as_lone_ones() -> None:
-    engine = engine_for(settings_for(ingested_corpus(DEV_CORPUS)))
-    alone = [[r.doc_id for r in engine.search(q).results] for q in QUERIES]
+    settings = settings_for(ingested_corpus(DEV_CORPUS))
+    lone = engine_for(settings)
+    alone = [[r.doc_id for r in lone.search(q).results] for q in QUERIES]
+    engine = engine_for(settings)   # another engine: nothing cached, so the threads share batches
     with ThreadPoolExecutor(max_workers=16) as pool:
         together = list(pool.map(lambda q: [r.doc_id for r in engine.search(q).results], QUERIES * 2))
     assert together == alone * 2

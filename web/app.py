@@ -29,18 +29,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alerts.saved import SavedSearchError, remove_search, save_search
 from index.feedback import record_feedback
 from index.patterns import PatternLibrary, load_library
 from index.restricted import active_version, screener_for
 from index.screening import Screener
-from index.search import SearchEngine, SearchFilters, engine_for
-from index.store import Store
+from index.search import SearchEngine, SearchFilters, SearchPage, engine_for
+from index.store import SavedSearch, Store
 from loophole.config import MAX_ROW_ID, Settings
 from loophole.sources import load_sources
 from web import data
-from web.auth import ANONYMOUS, Principal, authenticate, csrf_token, is_loopback
+from web.auth import ANONYMOUS, Principal, TokenCache, authenticate, csrf_token, is_loopback
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "lw_token"
@@ -74,8 +76,10 @@ class WebState:
         self.auth = auth
         self.store = Store(settings.db_url)
         self.csrf_secret = secrets.token_bytes(32)
+        self.tokens = TokenCache()
         self._lock = threading.Lock()
-        self._refreshed = 0.0
+        self._refreshing = threading.Lock()
+        self._refreshed = time.monotonic()
         self._screener: Screener | None = None
 
     @cached_property
@@ -87,13 +91,24 @@ class WebState:
         return engine_for(self.settings, self.store)
 
     def engine(self) -> SearchEngine:
-        """The engine, re-synced with what crawls added at most every few seconds."""
+        """The engine, re-synced with what crawls added at most every few seconds. One request does
+        the re-sync while the others go on with the engine as it is: under load, every request
+        waiting on the one re-syncing made the slowest twentieth three times slower."""
         with self._lock:
             engine = self._engine
-            if time.monotonic() - self._refreshed > REFRESH_SECONDS:
+        if time.monotonic() - self._refreshed > REFRESH_SECONDS and self._refreshing.acquire(blocking=False):
+            try:
                 engine.refresh()
                 self._refreshed = time.monotonic()
+            finally:
+                self._refreshing.release()
         return engine
+
+    def ready_engine(self) -> SearchEngine | None:
+        """The engine when it is loaded and needs no re-sync now, else None (no I/O: for the event loop)."""
+        if "_engine" not in self.__dict__ or time.monotonic() - self._refreshed > REFRESH_SECONDS:
+            return None
+        return self._engine
 
     def screener(self) -> Screener | None:
         """The lists in force (reloaded after ``loophole lists update``), on the search engine's
@@ -208,6 +223,23 @@ def reader(request: Request, _credentials: Credentials) -> Principal:
     raise LoginRequired()
 
 
+async def api_reader(request: Request, _credentials: Credentials) -> Principal:
+    """reader() for the JSON API, on the event loop: the token's owner comes from a short-lived
+    cache (web.auth.TOKEN_CACHE_SECONDS), and only a token not seen for a while is looked up in the
+    store, in a worker thread."""
+    token, _ = _token(request)
+    web = state(request)
+    known, user = web.tokens.lookup(token)
+    if not known:
+        user = await run_in_threadpool(authenticate, web.store, token)
+        web.tokens.remember(token, user)
+    if user is not None:
+        return user
+    if not web.auth:
+        return ANONYMOUS
+    raise unauthorized(request)
+
+
 def analyst(request: Request, _credentials: Credentials) -> Principal:
     """A signed-in analyst or admin; browser (cookie) requests must also be same-origin."""
     user = current_user(request)
@@ -239,6 +271,7 @@ def check_csrf(request: Request, user: Principal, submitted: str) -> None:
 
 
 Reader = Annotated[Principal, Depends(reader)]
+ApiReader = Annotated[Principal, Depends(api_reader)]
 Analyst = Annotated[Principal, Depends(analyst)]
 
 
@@ -252,16 +285,27 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
     return response
 
 
-def filters_from(source: str | None = None, kind: str | None = None, lang: str | None = None,
-                 date_from: str | None = None, date_to: str | None = None, pattern: str | None = None,
-                 entity: str | None = None, buyer: str | None = None,
-                 amount_min: str | None = None, amount_max: str | None = None) -> SearchFilters:
-    """Query parameters shared by the search page and /api/search; blanks (from a form) mean 'any'."""
-    values = dict(source=source, kind=kind, lang=lang, date_from=date_from, date_to=date_to, pattern=pattern,
-                  entity=entity, buyer=buyer)
+async def filters_from(source: str | None = None, kind: str | None = None, lang: str | None = None,
+                       date_from: str | None = None, date_to: str | None = None, pattern: str | None = None,
+                       entity: str | None = None, buyer: str | None = None,
+                       amount_min: str | None = None, amount_max: str | None = None) -> SearchFilters:
+    """Query parameters shared by the search page and /api/search; blanks (from a form) mean 'any'.
+    Async only because it does no I/O: FastAPI then runs it on the event loop, not in a worker thread
+    (each thread hop cost a search under load more than the work itself)."""
+    return clean_filters(source=source, kind=kind, lang=lang, date_from=date_from, date_to=date_to, pattern=pattern,
+                         entity=entity, buyer=buyer, amount_min=amount_min, amount_max=amount_max)
+
+
+FILTER_FIELDS = ("source", "kind", "lang", "date_from", "date_to", "pattern", "entity", "buyer", "amount_min",
+                 "amount_max")
+
+
+def clean_filters(**values: str | None) -> SearchFilters:
+    """Filters from text fields: trimmed, blanks dropped, dates and amounts checked (422 otherwise)."""
+    amount_min, amount_max = values.pop("amount_min", None), values.pop("amount_max", None)
     cleaned = {key: (value or "").strip()[:200] or None for key, value in values.items()}
     for key in ("date_from", "date_to"):
-        if cleaned[key] and not _is_date(cleaned[key]):
+        if cleaned.get(key) and not _is_date(cleaned[key]):
             raise HTTPException(422, f"{key} must be a date YYYY-MM-DD")
     return SearchFilters(**cleaned, amount_min=_number(amount_min, "amount_min"),
                          amount_max=_number(amount_max, "amount_max"))
@@ -285,6 +329,44 @@ def _number(value: str | None, name: str) -> float | None:
 
 
 Filters = Annotated[SearchFilters, Depends(filters_from)]
+View = Literal["evidence", "everything"]
+
+
+def save(request: Request, user: Principal, name: str, query: str, filters: SearchFilters, view: str,
+         subscription: str, top: int) -> SavedSearch:
+    """Save a search for a user into a configured subscription's digest; bad input is a 422."""
+    web = state(request)
+    known = [sub.name for sub in web.settings.effective_subscriptions()]
+    subscription = subscription or known[0]
+    if subscription not in known:
+        raise HTTPException(422, f"no subscription {subscription!r}; configured: {', '.join(known)}")
+    try:
+        return save_search(web.store, web.engine(), user.name, name, query, filters, view, subscription, top)
+    except SavedSearchError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def remove(request: Request, user: Principal, search_id: int) -> None:
+    """Delete a saved search: one's own, or any as an admin."""
+    try:
+        remove_search(state(request).store, search_id, None if user.can("admin") else user.name)
+    except SavedSearchError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+def more_like(request: Request, engine: SearchEngine, filters: SearchFilters, page: int, per_page: int, view: str,
+              doc_id: int | None, alert_id: int | None) -> SearchPage:
+    """Pages like a document, or like an alert's evidence (its document, pattern and decisive line)."""
+    pattern, sentence = None, ""
+    if alert_id is not None:
+        alert = data.get_alert(state(request).store, alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        doc_id, pattern, sentence = alert.doc_id, alert.pattern_id, alert.sentence
+    assert doc_id is not None
+    if not data.document_exists(state(request).store, doc_id):
+        raise HTTPException(404, f"no document {doc_id}")
+    return engine.more_like(doc_id, filters, page, per_page, view, pattern, sentence)
 
 
 def feedback(request: Request, body: Feedback) -> dict[str, Any]:
@@ -308,4 +390,5 @@ def sources_of(web: WebState) -> list[data.SourceRow]:
     return data.source_rows(web.store, load_sources(web.settings.sources_file))
 
 
-__all__ = ["Analyst", "Filters", "RowId", "Form", "PlainTextResponse", "Reader", "create_app", "render", "state"]
+__all__ = ["Analyst", "ApiReader", "Filters", "RowId", "Form", "PlainTextResponse", "Reader", "create_app", "render",
+           "state"]

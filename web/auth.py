@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +25,11 @@ ROLES = ("viewer", "analyst", "admin")
 # write, and 50 concurrent clients queued on SQLite's single writer.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 TOKEN_PREFIX = "lw_"
+# The JSON API remembers whose a token is for this long (web.app.api_reader): a lookup per request
+# sent every search through a worker thread, and the thread hops, not the work, made the slowest
+# searches slow under load. A removed token therefore keeps working for up to this long in a
+# running server.
+TOKEN_CACHE_SECONDS = 2.0
 
 
 class UserError(ValueError):
@@ -87,6 +94,31 @@ def authenticate(store: Store, token: str | None) -> Principal | None:
         if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) >= LAST_USED_RESOLUTION:
             row.last_used_at = now
         return Principal(row.name, row.role, digest)
+
+
+class TokenCache:
+    """Who recently presented tokens were (or that they were nobody), by the token's hash, for a
+    few seconds; see TOKEN_CACHE_SECONDS."""
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS, size: int = 4096) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._seen: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, token: str | None) -> tuple[bool, Principal | None]:
+        """(known, principal): known is False when the token must be looked up in the store."""
+        with self._lock:
+            seen = self._seen.get(hash_token(token or ""))
+        if seen is None or time.monotonic() - seen[0] > self.seconds:
+            return False, None
+        return True, seen[1]
+
+    def remember(self, token: str | None, principal: Principal | None) -> None:
+        with self._lock:
+            if len(self._seen) >= self.size:
+                self._seen.clear()
+            self._seen[hash_token(token or "")] = (time.monotonic(), principal)
 
 
 def csrf_token(principal: Principal, secret: bytes) -> str:

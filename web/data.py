@@ -124,6 +124,18 @@ def parties_of(store: Store, doc_ids: list[int]) -> dict[int, list[dict[str, Any
         return {doc_id: [match_dict(row) for row in rows] for doc_id, rows in matches_for(session, doc_ids).items()}
 
 
+def document_exists(store: Store, doc_id: int) -> bool:
+    with store.session() as session:
+        return session.scalar(select(Document.id).where(Document.id == doc_id)) is not None
+
+
+def document_title(store: Store, doc_id: int) -> tuple[int, str] | None:
+    """(id, title or URL) of a document, for the "more like" heading."""
+    with store.session() as session:
+        row = session.execute(select(Document.id, Document.title, Document.url).where(Document.id == doc_id)).first()
+    return (row.id, row.title or row.url) if row else None
+
+
 def get_alert(store: Store, alert_id: int) -> Alert | None:
     with store.session() as session:
         return session.get(Alert, alert_id)

@@ -1,4 +1,4 @@
-"""Server-rendered pages: search, document, alerts (triage), patterns, sources, login."""
+"""Server-rendered pages: search, saved searches, document, alerts (triage), patterns, sources, login."""
 
 from __future__ import annotations
 
@@ -6,19 +6,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from alerts.saved import list_searches
+from index.ranking import VIEWS
+from loophole.config import MAX_ROW_ID
 from web import data
 from web.app import (
     COOKIE,
+    FILTER_FIELDS,
     Analyst,
     Feedback,
     Filters,
     Reader,
     RowId,
+    View,
     check_csrf,
     check_same_origin,
+    clean_filters,
     feedback,
+    more_like,
+    remove,
     render,
+    save,
     sources_of,
     state,
 )
@@ -35,17 +45,66 @@ def home() -> Response:
 @router.get("/search")
 def search_page(request: Request, _user: Reader, filters: Filters,
                 q: Annotated[str, Query(max_length=2000)] = "",
-                page: Annotated[int, Query(ge=1, le=1000)] = 1) -> HTMLResponse:
+                page: Annotated[int, Query(ge=1, le=1000)] = 1,
+                view: View = "evidence",
+                like: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+                like_alert: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None) -> HTMLResponse:
+    """Search, or "more like this" a document or an alert; evidence first or everything."""
     web = state(request)
-    searched = q.strip() or filters.active()
-    results = web.engine().search(q, filters, page, web.settings.web.page_size) if searched else None
-    return render(request, "search.html", {"q": q, "filters": filters, "results": results,
-                                           "patterns": web.library.patterns, "query_args": _query_args(request)})
+    size, results, seed = web.settings.web.page_size, None, None
+    if like is not None or like_alert is not None:
+        results = more_like(request, web.engine(), filters, page, size, view, like, like_alert)
+        seed = data.document_title(web.store, results.like) if results.like else None
+    elif q.strip() or filters.active():
+        results = web.engine().search(q, filters, page, size, view=view)
+    return render(request, "search.html", {
+        "q": q, "filters": filters, "results": results, "view": view, "seed": seed, "like_alert": like_alert,
+        "patterns": web.library.patterns, "query_args": _query_args(request, "page"),
+        "view_args": _query_args(request, "page", "view"),
+        "subscriptions": [sub.name for sub in web.settings.effective_subscriptions()]})
 
 
-def _query_args(request: Request) -> list[tuple[str, str]]:
-    """The current query minus the page, for the pager's links."""
-    return [(key, value) for key, value in request.query_params.multi_items() if key != "page"]
+def _query_args(request: Request, *leave_out: str) -> list[tuple[str, str]]:
+    """The current query minus some parameters (the page, for the pager; the view, for the switch)."""
+    return [(key, value) for key, value in request.query_params.multi_items() if key not in leave_out]
+
+
+@router.post("/searches")
+async def save_search_form(request: Request, user: Analyst) -> Response:
+    """Save the search on screen (its query, view and filters, sent as form fields) into a
+    subscription's digest (analyst)."""
+    form = await request.form()
+    field = {key: str(value)[:2000] for key, value in form.items() if isinstance(value, str)}
+    check_csrf(request, user, field.get("csrf", ""))
+    filters = clean_filters(**{key: field.get(key) for key in FILTER_FIELDS})
+    view = field.get("view") or "evidence"
+    if view not in VIEWS:
+        raise HTTPException(422, f"view must be one of {', '.join(VIEWS)}")
+    top = _form_int(field.get("top"), "top")
+    await run_in_threadpool(save, request, user, field.get("name", ""), field.get("q", ""), filters, view,
+                            field.get("subscription", ""), top)
+    return RedirectResponse("/searches", status_code=303)
+
+
+def _form_int(value: str | None, name: str, default: int = 10) -> int:
+    try:
+        return int(value) if value and value.strip() else default
+    except ValueError as exc:
+        raise HTTPException(422, f"{name} must be a whole number") from exc
+
+
+@router.get("/searches")
+def searches_page(request: Request, _user: Reader) -> HTMLResponse:
+    web = state(request)
+    return render(request, "searches.html", {"rows": list_searches(web.store)})
+
+
+@router.post("/searches/{search_id}/delete")
+def delete_search_form(request: Request, search_id: RowId, user: Analyst,
+                       csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, user, csrf)
+    remove(request, user, search_id)
+    return RedirectResponse("/searches", status_code=303)
 
 
 @router.get("/documents/{doc_id}")
