@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from extract.kind import EVIDENCE_KINDS
-from index.entities import Watchlist
+from index.entities import Watchlist, fold
 from index.patterns import PatternLibrary
 from index.store import Alert, Detection, Document, Feedback, PartyMatch, Store
 
@@ -123,15 +123,15 @@ def _apply_alert(patterns: dict[str, float], pattern_id: str, status: str) -> No
 class PatternAffinity:
     """How much a query is about each pattern. Two readings, added: its cosine with each pattern's
     centroid (its description and the mean of its examples), sharpened by a softmax and scaled
-    down when the query is near none of them (a model number, a company name); and the pattern's
-    ``cues``, when the query names an entity of every cue group (a police buyer and a US chip).
+    down when the query is near none of them (a model number, a company name); and the entity types
+    its examples name often, when the query names two of them (a police buyer and a US chip).
     The names settle what the wording leaves close ("a government buyer subscribes to Bedrock"
     reads much like a reseller's offer)."""
 
     def __init__(self, library: PatternLibrary, embedder: Embedder, watchlist: Watchlist | None = None) -> None:
         self.ids = [pattern.id for pattern in library.patterns]
-        self.cues = [[set(group) for group in pattern.cues] for pattern in library.patterns]
         self.watchlist = watchlist
+        self.cues = [frequent_types(pattern.examples, watchlist) for pattern in library.patterns]
         centroids = []
         for pattern in library.patterns:
             description = embedder.encode([pattern.description])[0]
@@ -152,7 +152,23 @@ class PatternAffinity:
 
     def _named_cues(self, text: str) -> np.ndarray:
         types = {hit.type for hit in self.watchlist.find(text)} if self.watchlist and text else set()
-        return np.array([bool(cues) and all(group & types for group in cues) for cues in self.cues], dtype=np.float64)
+        return np.array([bool(cues) and len(cues & types) >= min(2, len(cues)) for cues in self.cues],
+                        dtype=np.float64)
+
+
+CUE_SHARE = 0.4   # a type named by this share of a pattern's examples is one of its cues
+
+
+def frequent_types(examples: Sequence[str], watchlist: Watchlist | None) -> set[str]:
+    """The entity types a pattern's examples name often (a police buyer, an NVIDIA chip): read off
+    its examples, as detection reads them, rather than written by hand."""
+    if watchlist is None or not examples:
+        return set()
+    counts: dict[str, int] = {}
+    for example in examples:
+        for kind in watchlist.types_in(fold(example)) - {"prc-tie"}:
+            counts[kind] = counts.get(kind, 0) + 1
+    return {kind for kind, count in counts.items() if count >= CUE_SHARE * len(examples)}
 
 
 def reciprocal_ranks(ranked: Sequence[int], weight: float) -> dict[int, float]:
