@@ -72,10 +72,12 @@ def test_digest_end_to_end_with_frozen_clock(home: Path, smtp: tuple[Inbox, int]
     assert "3 new alerts (2026-11-20)" in str(message["Subject"])   # the subscriber's local date
     html, text = body(message, "html"), body(message, "plain")
     assert "2026-11-20 08:00 Asia/Shanghai" in text
-    for expected in ("沅州市公安局", "CNY 8,600,000", "2026-11-01", "police-us-tech-procurement", "0.80", "NVIDIA",
+    for expected in ("沅州市公安局", "CNY 8,600,000", "2026-11-01", "police-us-tech-procurement", "NVIDIA",
                      "GPU cloud for city brains", "Crawl health", "频繁访问", "HTTP 403 x4"):
         assert expected in html and expected in text, expected
     assert f'href="{CCGP}"' in html
+    # The score is shown as the calibrated probability it is, not as a raw 0.80.
+    assert "confidence 80%" in text and "confidence <b>80%</b>" in html
     assert "3 new alerts in 2 patterns from 2 sources" in text
     # Only the unhealthy sources of those configured to run, each with its reason and since when.
     assert "crawl: 2 sources need attention" in text
