@@ -209,6 +209,16 @@ def _stop_children() -> None:
             child.terminate()
 
 
+def _set_from_signal(stop: threading.Event) -> None:
+    """Set ``stop`` from a signal handler without deadlocking.
+
+    A handler runs in the main thread between bytecodes; if that thread is inside
+    ``stop.wait()`` holding the event's (non-reentrant) lock, a direct ``stop.set()`` waits on
+    itself forever. Another thread takes the lock once the main thread has released it.
+    """
+    threading.Thread(target=stop.set, name="signal-stop", daemon=True).start()
+
+
 def run_service(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); then finish running jobs and exit cleanly."""
     settings.ensure_dirs()
@@ -220,7 +230,7 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
             log.info("job %s %s", job_id, change)
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
+                signal.signal(signum, lambda *_: _set_from_signal(stop))
         scheduler.resume()
         for job in scheduler.get_jobs():
             log.info("next %s at %s", job.id, job.next_run_time)
