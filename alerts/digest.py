@@ -22,12 +22,12 @@ from sqlalchemy.sql.expression import Exists
 
 from alerts.health import SourceHealth, crawl_health
 from alerts.saved import SearchNews
-from alerts.views import AlertView, deliverable, heads_query, load_views, matches, safe_link
+from alerts.views import AlertView, deliverable, heads_query, load_views, matches
 from index.store import Alert, AlertSend
 from loophole.config import Subscription
 from loophole.sources import Source
 
-__all__ = ["Digest", "build_message", "collect", "render", "safe_link", "write_eml"]
+__all__ = ["Digest", "build_message", "collect", "render", "write_eml"]
 
 # How long a scheduled run may take before its missing record counts (scheduler.crawl_timeout_seconds).
 HEALTH_GRACE = timedelta(hours=4)

@@ -13,11 +13,13 @@ scripts cannot grow without bound. Requests that manage their own page
 scrapy-playwright unchanged.
 
 Risk: this overrides ``_download_request``, a private method of scrapy-playwright (checked
-against 0.0.48, the version installed here). Its contract relied on: with
-``meta["playwright_page"]`` set to an open page it navigates that page instead of creating one
-(after ``page.unroute("**")``), and with ``meta["playwright_include_page"]`` it leaves the page
-open. If an upgrade changes either, tests/test_crawl_browser.py and the bench's browser stage
-show it; the fallback is scrapy-playwright's own handler in crawlers/settings.py.
+against 0.0.48, the version installed here, and the only one pyproject.toml admits). Its
+contract relied on: with ``meta["playwright_page"]`` set to an open page it navigates that page
+instead of creating one (after ``page.unroute("**")``), and with ``meta["playwright_include_page"]``
+it leaves the page open. tests/test_crawl_browser_contract.py fails, without a browser, when the
+installed release or the method's signature differs; tests/test_crawl_browser.py and the bench's
+browser stage show a changed behaviour. The fallback is scrapy-playwright's own handler in
+crawlers/settings.py.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from loophole import cli_alerts, cli_lists, cli_web
-from loophole.config import MAX_ROW_ID, ConfigError, Settings, load_settings
+from loophole.cli_common import command_settings
+from loophole.config import MAX_ROW_ID, ConfigError, Settings
 
 if TYPE_CHECKING:
     from loophole.sources import Source
@@ -27,22 +28,6 @@ console = Console(stderr=True)
 PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
 
 
-
-
-def _settings(create: bool = True) -> Settings:
-    """The settings, with the data directory in place (every command may open the store) unless
-    ``create`` is false (``eval`` works in a temporary one and must leave the user's untouched)."""
-    try:
-        settings = load_settings()
-        if create:
-            settings.ensure_dirs()
-    except ConfigError as exc:
-        typer.echo(f"configuration error\n{exc}", err=True)
-        raise typer.Exit(2) from exc
-    except OSError as exc:
-        typer.echo(f"error: the data directory cannot be used: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    return settings
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -86,7 +71,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
 
     from loophole.pipeline import Monitor, RawPage
 
-    settings = _settings()
+    settings = command_settings()
     monitor = Monitor(settings)
     try:
         monitor.check_patterns()
@@ -123,7 +108,7 @@ def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seed
     from loophole.crawl import CrawlJob, run_crawl
     from loophole.sources import load_sources
 
-    settings = _settings()
+    settings = command_settings()
     try:
         sources = load_sources(settings.sources_file)
     except ConfigError as exc:
@@ -159,7 +144,7 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     """List the configured sources."""
     from loophole.sources import load_sources
 
-    settings = _settings()
+    settings = command_settings()
     try:
         registry = load_sources(settings.sources_file)
     except ConfigError as exc:
@@ -216,7 +201,7 @@ def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see
     from loophole.evidence import EvidenceError, recorded_manifest, verify_bundle, write_bundle
 
     if verify is not None:
-        settings = _settings()
+        settings = command_settings()
         settings.ensure_dirs()
         result = verify_bundle(verify, lambda digest: recorded_manifest(settings, digest), manifest_sha256)
         typer.echo(result.line())
@@ -225,7 +210,7 @@ def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see
         raise _fail("give a document id (or --verify FILE)")
     target = out or Path(f"evidence-{doc_id}.zip")
     try:
-        written = write_bundle(_settings(), doc_id, target)
+        written = write_bundle(command_settings(), doc_id, target)
     except (EvidenceError, OSError) as exc:
         raise _fail(str(exc), code=1) from exc
     typer.echo(f"{target}: {len(written.manifest['files'])} files (the captures also as WARC in capture.warc.gz); "
@@ -238,7 +223,7 @@ def docs(source: Annotated[str | None, typer.Option(help="Only this source.")] =
     """Stored documents with their extracted fields."""
     from index.store import Store
 
-    store = Store(_settings().db_url)
+    store = Store(command_settings().db_url)
     rows = [{"id": d.id, "url": d.url, "source": d.source, "title": d.title, "kind": d.kind, "lang": d.lang,
              "date": d.published, "encoding": d.encoding, "fields": d.fields, "process_id": d.process_id,
              "entities": [e["name"] for e in d.entities or []], "chars": len(d.text)}
@@ -262,7 +247,7 @@ def digest(send: Annotated[bool, typer.Option("--send", help="Deliver (SMTP, els
     from alerts.delivery import DeliveryError
     from loophole.notify import deliver_digest, preview_digest
 
-    settings = _settings()
+    settings = command_settings()
     if not send and out is None:
         typer.echo(preview_digest(settings))
         return
@@ -283,7 +268,7 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
     from loophole.evaluate import evaluate, misclassified
 
     try:
-        result, outcomes = evaluate(folder, _settings(create=False), patterns or [], progress=not as_json)
+        result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     if as_json:
@@ -322,7 +307,7 @@ def feedback(doc_id: Annotated[int, typer.Argument(help="Document id (see `looph
 
     if confirm == dismiss:
         raise _fail("give exactly one of --confirm or --dismiss")
-    settings = _settings()
+    settings = command_settings()
     settings.ensure_dirs()
     store = Store(settings.db_url)
     try:
@@ -349,7 +334,7 @@ def calibrate(folders: Annotated[list[Path] | None,
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
-    settings = _settings()
+    settings = command_settings()
     try:
         calibrated = run_calibration(settings, folders or [], use_feedback, out, tune)
     except ConfigError as exc:
@@ -374,7 +359,7 @@ def demo(port: Annotated[int, typer.Option(help="Port for the mock web; keep it 
     """Serve the mock web on 127.0.0.1, crawl it, run the chain and write the digest."""
     from loophole.demo import run_demo
 
-    run_demo(_settings(), port)
+    run_demo(command_settings(), port)
 
 
 db_app = typer.Typer(help="The document store's schema (Alembic migrations).", no_args_is_help=True)
@@ -387,7 +372,7 @@ def db_upgrade() -> None:
     from index.migrate import current_revision, head_revision, upgrade_schema
     from index.store import make_plain_engine
 
-    settings = _settings()
+    settings = command_settings()
     settings.ensure_dirs()
     engine = make_plain_engine(settings.db_url)
     try:

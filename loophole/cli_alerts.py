@@ -9,15 +9,10 @@ from typing import Annotated
 
 import typer
 
-from loophole.config import MAX_ROW_ID, Settings
+from loophole.cli_common import command_settings
+from loophole.config import MAX_ROW_ID
 
 alerts_app = typer.Typer(help="Machine-readable alerts and their history.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    from loophole.cli import _settings as load
-
-    return load()
 
 
 def _since(value: str | None, option: str = "--since") -> datetime | None:
@@ -50,7 +45,7 @@ def export(fmt: Annotated[str, typer.Option("--format", help="json, jsonl or csv
     if fmt not in ("json", "jsonl", "csv"):
         typer.echo(f"error: --format {fmt!r}: use json, jsonl or csv", err=True)
         raise typer.Exit(2)
-    settings = _settings()
+    settings = command_settings()
     try:
         sub = settings.subscription(subscription) if subscription else None
     except ConfigError as exc:
@@ -76,7 +71,7 @@ def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any 
     from alerts.views import history
     from index.store import Alert, Store
 
-    store = Store(_settings().db_url)
+    store = Store(command_settings().db_url)
     try:
         with store.session() as session:
             head = session.scalar(select(Alert.group_id).where(Alert.id == alert_id))
@@ -105,7 +100,7 @@ def snooze_cmd(alert_id: Annotated[int, typer.Argument(help="An alert id (any me
         typer.echo("error: give exactly one of --until, --days or --clear", err=True)
         raise typer.Exit(2)
     when = None if clear else (_since(until, "--until") if until else datetime.now(UTC) + timedelta(days=days or 0))
-    settings = _settings()
+    settings = command_settings()
     settings.ensure_dirs()
     store = Store(settings.db_url)
     try:
@@ -123,7 +118,7 @@ def run(dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each job'
     """The service: crawls on each source's cron, digests at each subscription's local time (SIGTERM stops it)."""
     from loophole.service import next_runs, run_service
 
-    settings = _settings()
+    settings = command_settings()
     if dry_run:
         typer.echo(json.dumps(next_runs(settings), indent=2))
         return

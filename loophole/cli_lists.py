@@ -8,18 +8,11 @@ from typing import Annotated
 
 import typer
 
-from loophole.config import ConfigError, Settings
+from loophole.cli_common import command_settings
+from loophole.config import ConfigError
 
 lists_app = typer.Typer(help="Official restriction lists (Consolidated Screening List, Federal Register rules).",
                         no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    from loophole.cli import _settings as load
-
-    settings = load()
-    settings.ensure_dirs()
-    return settings
 
 
 @lists_app.command("update")
@@ -34,7 +27,7 @@ def update(files: Annotated[list[Path], typer.Argument(help="CSL .json/.csv, Fed
     from index.restricted import update_lists
     from index.store import Store
 
-    settings = _settings()
+    settings = command_settings()
     store = Store(settings.db_url)
     try:
         encoder = None if no_embedding else get_embedder(settings.embedding.model, settings.embedding.batch_size)
@@ -56,7 +49,7 @@ def show_versions(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     from index.restricted import versions
     from index.store import Store
 
-    store = Store(_settings().db_url)
+    store = Store(command_settings().db_url)
     try:
         rows = versions(store)
     finally:
@@ -76,7 +69,7 @@ def screen(name: Annotated[str, typer.Argument(help="An organisation's name, in 
     from index.restricted import screener_for
     from index.store import Store
 
-    settings = _settings()
+    settings = command_settings()
     store = Store(settings.db_url)
     try:
         screener = screener_for(store, get_embedder(settings.embedding.model, settings.embedding.batch_size),

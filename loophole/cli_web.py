@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loophole.config import MAX_ROW_ID, Settings
+from loophole.cli_common import command_settings
+from loophole.config import MAX_ROW_ID
 
 # uvicorn's default keep-alive is 5 s, the same as httpx's pool expiry: a client reusing a
 # connection idle for ~5 s raced the server closing it and got a reset (1 request in ~1,500 under
@@ -22,12 +23,6 @@ KEEP_ALIVE_SECONDS = 75
 
 users_app = typer.Typer(help="Web/API users and their tokens (roles: viewer, analyst, admin).",
                         no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    from loophole.cli import _settings as load  # at call time: loophole.cli imports this module
-
-    return load()
 
 
 def serve(host: Annotated[str | None, typer.Option(help="Address to bind (default: web.host, 127.0.0.1).")] = None,
@@ -40,7 +35,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (defaul
     from index.vectors import search_threads
     from web.app import create_app
 
-    settings = _settings()
+    settings = command_settings()
     web = settings.web.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
     settings = settings.model_copy(update={"web": web})
     settings.ensure_dirs()
@@ -62,7 +57,7 @@ def users_add(name: Annotated[str, typer.Argument(help="A name for the person or
     from index.store import Store
     from web.auth import UserError, add_user
 
-    settings = _settings()
+    settings = command_settings()
     settings.ensure_dirs()
     try:
         token = add_user(Store(settings.db_url), name, role)
@@ -81,7 +76,7 @@ def users_list() -> None:
     table = Table(title="Users")
     for column in ("name", "role", "created", "last used"):
         table.add_column(column)
-    for row in list_users(Store(_settings().db_url)):
+    for row in list_users(Store(command_settings().db_url)):
         table.add_row(row.name, row.role, f"{row.created_at:%Y-%m-%d %H:%M}",
                       f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never")
     Console().print(table)
@@ -94,7 +89,7 @@ def users_remove(name: Annotated[str, typer.Argument()]) -> None:
     from web.auth import UserError, remove_user
 
     try:
-        remove_user(Store(_settings().db_url), name)
+        remove_user(Store(command_settings().db_url), name)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -132,7 +127,7 @@ def search(query: Annotated[str, typer.Argument(help="Any language; matches acro
         typer.echo("error: give a query, --like DOC_ID, or a filter (--source, --kind, --pattern, ...) to list "
                    "documents newest first", err=True)
         raise typer.Exit(2)
-    monitor = Monitor(_settings())
+    monitor = Monitor(command_settings())
     engine = engine_for(monitor.settings, monitor.store, monitor.vectors)
     results = (engine.more_like(like, filters, page=page, per_page=limit, view=view) if like is not None
                else engine.search(query, filters, page=page, per_page=limit, view=view))
@@ -161,7 +156,7 @@ def searches_add(name: Annotated[str, typer.Argument(help="A name for the search
     from index.search import SearchFilters, engine_for
     from index.store import Store
 
-    settings = _settings()
+    settings = command_settings()
     names = [sub.name for sub in settings.effective_subscriptions()]
     if subscription is not None and subscription not in names:
         typer.echo(f"error: no subscription {subscription!r}; configured: {', '.join(names)}", err=True)
@@ -185,7 +180,7 @@ def searches_list() -> None:
     table = Table(title="Saved searches")
     for column in ("id", "name", "query", "view", "digest", "first", "owner"):
         table.add_column(column)
-    for row in list_searches(Store(_settings().db_url)):
+    for row in list_searches(Store(command_settings().db_url)):
         table.add_row(str(row.id), row.name, row.query, row.view, row.subscription, str(row.top), row.owner)
     Console().print(table)
 
@@ -197,7 +192,7 @@ def searches_remove(search_id: Annotated[int, typer.Argument(min=1, max=MAX_ROW_
     from index.store import Store
 
     try:
-        remove_search(Store(_settings().db_url), search_id)
+        remove_search(Store(command_settings().db_url), search_id)
     except SavedSearchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -12,11 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from loophole.config import ConfigError, Settings, read_yaml_mapping, yaml_line
+from loophole.config import ConfigError, Settings, check_timezone, read_yaml_mapping, yaml_line
 
 SourceKind = Literal["procurement", "vendor", "marketplace", "reseller", "news"]
 # The 31 provincial-level divisions of the mainland, by the short names portals use. A source's
@@ -88,11 +88,7 @@ class Source(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("unknown time zone (use an IANA name such as Asia/Shanghai)") from exc
-        return value
+        return check_timezone(value)
 
     @field_validator("provinces")
     @classmethod

@@ -2,17 +2,15 @@
 
 Files are served as bytes, exactly as written (a GBK page stays GBK); the query string is
 ignored so that ``detail.html?id=3`` serves ``detail.html`` and its script reads the id.
-:func:`free_port` and :func:`wait_for_port` serve every loopback server started elsewhere
-(tests, ``make bench``, the web load test) that needs its port number before it listens.
+:func:`free_port` serves every loopback server started elsewhere (tests, ``make bench``, the
+web load test) that needs its port number before it listens.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -26,17 +24,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0,
-                  alive: Callable[[], bool] = lambda: True) -> bool:
-    """Wait until something accepts connections on the port; False on timeout or once ``alive()`` is False."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 class _Handler(SimpleHTTPRequestHandler):

@@ -16,7 +16,7 @@ import pytest
 
 from index.embed import SharedBatches
 from index.search import engine_for
-from loophole.loadtest import QUERIES, run_load, serving
+from tests.bench.loadtest import QUERIES, run_load, serving
 from tests.conftest import DEV_CORPUS, needs
 from tests.corpus_home import ingested_corpus, settings_for
 from tests.web_support import build_web_home

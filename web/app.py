@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jinja2
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -390,5 +390,5 @@ def sources_of(web: WebState) -> list[data.SourceRow]:
     return data.source_rows(web.store, load_sources(web.settings.sources_file))
 
 
-__all__ = ["Analyst", "ApiReader", "Filters", "RowId", "Form", "PlainTextResponse", "Reader", "create_app", "render",
+__all__ = ["Analyst", "ApiReader", "Filters", "RowId", "Reader", "create_app", "render",
            "state"]

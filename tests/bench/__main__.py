@@ -1,4 +1,4 @@
-"""``make bench``: throughput of every stage on this machine, compared with the floors.
+"""``make bench`` (``python -m tests.bench``): throughput of every stage on this machine, compared with the floors.
 
 Writes bench/results.json as a list of {"name", "value", "unit", "floor", "ok"} and prints a
 table saying which figures fall short. Each stage runs in its own process, so its peak memory
@@ -32,9 +32,10 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from loophole.config import SEEDS_DIR, child_environment
-from loophole.webserver import free_port, wait_for_port
+from loophole.webserver import free_port
+from tests.bench import wait_for_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT.parent / "shared" / "corpus" / "dev"
 Row = dict[str, Any]
 NOTICE = ("项目编号：BJ-2026-{n}。采购人：某市公安局。预算金额：{n}.00万元。采购需求：视频结构化分析服务器一批，"
@@ -120,7 +121,7 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
 
 
 async def serve_site(site: Path, port: int) -> None:
-    """``python -m loophole.bench --serve DIR --port N``: the crawl stages' loopback site.
+    """``python -m tests.bench --serve DIR --port N``: the crawl stages' loopback site.
 
     Not ``python -m http.server``: that closes the connection after each response (HTTP/1.0) and
     was itself the bottleneck, a TCP handshake and a thread per page on two shared cores."""
@@ -134,7 +135,7 @@ async def serve_site(site: Path, port: int) -> None:
 def served(site: Path) -> Iterator[str]:
     """The site on loopback from another process: a server sharing Scrapy's GIL would halve the rate."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "loophole.bench", "--serve", str(site), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "tests.bench", "--serve", str(site), "--port", str(port)],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
@@ -341,10 +342,10 @@ def _ensure_pages(settings: Any) -> int:
 
 
 def stage_web_search(work: Path) -> list[Row]:
-    """50 API clients searching for 60 s through ``loophole serve`` (loophole.loadtest): the usual
+    """50 API clients searching for 60 s through ``loophole serve`` (tests.bench.loadtest): the usual
     mix of 24 queries asked again and again, then every query new (no cache helps)."""
     from loophole.config import load_settings
-    from loophole.loadtest import load_test
+    from tests.bench.loadtest import load_test
 
     settings = load_settings()
     documents = _ensure_pages(settings)
@@ -412,7 +413,7 @@ def bench_config(work: Path) -> Path:
 
 def run_stage(name: str, work: Path, config: Path) -> list[Row]:
     env = child_environment(LOOPHOLE_CONFIG=str(config), LOOPHOLE_HOME=str(work / "home"), PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "loophole.bench", "--stage", name, "--work", str(work)],
+    done = subprocess.run([sys.executable, "-m", "tests.bench", "--stage", name, "--work", str(work)],
                           env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(f"stage {name} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -431,7 +432,7 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=sorted(STAGES))
     parser.add_argument("--work", type=Path)
     parser.add_argument("--only", nargs="*", default=None, help="run only these stages")

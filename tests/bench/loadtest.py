@@ -13,7 +13,7 @@ aiohttp's C parser costs them about 0.2 ms. With ``distinct=True`` every request
 never asked before (a counter appended), so no cache helps: the model embeds every query.
 
 Used by ``make bench`` (stage ``web-search``), by tests/test_web_load.py, and by hand:
-``python -m loophole.loadtest --home DATA_DIR --clients 50 --seconds 60 [--distinct]``.
+``python -m tests.bench.loadtest --home DATA_DIR --clients 50 --seconds 60 [--distinct]``.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ import aiohttp
 import numpy as np
 
 from loophole.config import child_environment
-from loophole.webserver import free_port, wait_for_port
+from loophole.webserver import free_port
+from tests.bench import wait_for_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT = 60.0      # seconds; longer than any queue the server should build
 START_TIMEOUT = 180.0       # seconds for the server to listen and answer the warm-up search
 QUERIES = (
@@ -191,7 +192,8 @@ def load_test(home: Path, clients: int = 50, seconds: float = 60.0, distinct: bo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.loadtest",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True, help="a data directory with indexed pages")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
