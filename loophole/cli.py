@@ -13,11 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ground.config import MAX_ROW_ID, ConfigError, Settings, load_settings
 from loophole import cli_alerts, cli_lists, cli_web
-from loophole.config import MAX_ROW_ID, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from loophole.sources import Source
+    from ground.sources import Source
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -120,8 +120,8 @@ def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seed
           = False,
           ) -> None:
     """Crawl sources (concurrently, in one process) and run what they fetched through the chain."""
+    from ground.sources import load_sources
     from loophole.crawl import CrawlJob, run_crawl
-    from loophole.sources import load_sources
 
     settings = _settings()
     try:
@@ -157,7 +157,7 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
                 "--coverage", help="Per province: the sources that cover it and when each last ran.")] = False,
             ) -> None:
     """List the configured sources."""
-    from loophole.sources import load_sources
+    from ground.sources import load_sources
 
     settings = _settings()
     try:

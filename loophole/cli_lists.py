@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from loophole.config import ConfigError, Settings
+from ground.config import ConfigError, Settings
 
 lists_app = typer.Typer(help="Official restriction lists (Consolidated Screening List, Federal Register rules).",
                         no_args_is_help=True)

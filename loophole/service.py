@@ -35,8 +35,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from ground.config import ConfigError, Settings, Subscription, load_settings
 from index.store import CrawlRun, JobLock, Store
-from loophole.config import ConfigError, Settings, Subscription, load_settings
 
 log = logging.getLogger(__name__)
 JOB_PREFIXES = ("crawl:", "digest:")
@@ -159,7 +159,7 @@ def digest_trigger(sub: Subscription) -> CronTrigger:
 def desired_jobs(settings: Settings) -> list[JobSpec]:
     """One crawl job per source configured to run (its `schedule`, else the default) and one digest
     job per subscription."""
-    from loophole.sources import scheduled_sources
+    from ground.sources import scheduled_sources
 
     specs = []
     for source in scheduled_sources(settings):

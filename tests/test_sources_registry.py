@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from crawlers.configured import SETTINGS_KEY, MissingSettings
 from crawlers.spiders.registry import SPIDERS, spider_class
-from loophole.config import SEEDS_DIR, ConfigError
-from loophole.sources import PROVINCES, load_sources, seed_urls
+from ground.config import SEEDS_DIR, ConfigError, Settings
+from ground.sources import PROVINCES, load_sources, seed_urls
 from tests.conftest import ROOT, cli_env
 
 SHIPPED = SEEDS_DIR / "sources.yaml"
@@ -40,11 +41,20 @@ def test_every_province_is_covered_by_at_least_two_shipped_sources() -> None:
 
 
 def test_politeness_overrides_reach_the_spider_settings() -> None:
-    from scrapy.settings import Settings
+    """From the sources file of the Settings the crawl was given, not the developer's own config."""
+    from scrapy.settings import Settings as ScrapySettings
 
-    settings = Settings({"DOWNLOAD_DELAY": 1.0})
+    settings = ScrapySettings({"DOWNLOAD_DELAY": 1.0, SETTINGS_KEY: Settings(sources_file=SHIPPED)})
     spider_class(load_sources(SHIPPED)["ccgp-search"]).update_settings(settings)
     assert settings.getfloat("DOWNLOAD_DELAY") == 3
+
+
+def test_a_crawler_without_settings_is_refused() -> None:
+    """No Settings passed in: a clear error, not a quiet load from the environment."""
+    from scrapy.settings import Settings as ScrapySettings
+
+    with pytest.raises(MissingSettings, match="no LOOPHOLE_SETTINGS"):
+        spider_class(load_sources(SHIPPED)["ccgp-search"]).update_settings(ScrapySettings())
 
 
 def _write(tmp_path: Path, body: str) -> Path:
@@ -95,10 +105,10 @@ def test_scrapy_list_and_loophole_sources_show_every_source(tmp_path: Path) -> N
     assert set(rows) == ids and rows["ccgp"]["timezone"] == "Asia/Shanghai"
 
 
-def test_reseller_seed_hosts_are_allowed_to_the_spider(home: Path) -> None:
+def test_reseller_seed_hosts_are_allowed_to_the_spider(settings: Settings) -> None:
     """The seeds name pages on many sites; the offsite check must not drop them."""
     source = load_sources(SHIPPED)["resellers"]
     seeds = seed_urls(SHIPPED, source)
     assert len(seeds) >= 10 and all(url.startswith(("http://", "https://")) for url in seeds)
-    spider = spider_class(source)()
+    spider = spider_class(source)(config=settings)
     assert {"docs.idatariver.com", "www.openai-proxy.com", "example.invalid"} <= set(spider.allowed_domains)

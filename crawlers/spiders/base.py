@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Container, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
@@ -20,10 +19,11 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
+from crawlers.configured import crawl_settings
 from crawlers.items import PageItem
+from ground.config import ConfigError, Settings
+from ground.sources import Source, load_sources, seed_urls
 from index.store import Store
-from loophole.config import ConfigError, Settings, load_settings
-from loophole.sources import Source, load_sources, seed_urls
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,20 @@ class SourceSpider(scrapy.Spider):
     def update_settings(cls, settings: BaseSettings) -> None:
         """The source's politeness overrides apply to this spider's crawler only."""
         super().update_settings(settings)
-        source = _registered_source(cls.source_id or cls.name)
+        source = _registered_source(crawl_settings(settings), cls.source_id or cls.name)
         if source is not None:
             settings.setdict(source.politeness.scrapy_settings(), priority="spider")
 
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
+        """The spider, given the Settings its crawl was started with (never the environment's)."""
+        return super().from_crawler(crawler, *args, config=crawl_settings(crawler.settings), **kwargs)
+
     def __init__(self, base_url: str | None = None, limit: str | int | None = None,
-                 source: str | None = None, **kwargs: Any) -> None:
+                 source: str | None = None, *, config: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_id = source or self.source_id or self.name
-        self.config = load_settings()
+        self.config = config
         self.source: Source = load_sources(self.config.sources_file)[self.source_id]
         self.mirror = base_url is not None
         self.base_url = (base_url or self.source.base_url).rstrip("/")
@@ -71,10 +76,10 @@ class SourceSpider(scrapy.Spider):
 
     # -- configuration -------------------------------------------------------------------
 
-    @cached_property
+    @property
     def settings_obj(self) -> Settings:
-        configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
-        return configured if isinstance(configured, Settings) else self.config
+        """The crawl's Settings (the same object as ``config``, which the crawler passed in)."""
+        return self.config
 
     def _domains(self) -> list[str]:
         """The source's domains, the crawled host and the hosts of its seed URLs (a reseller list
@@ -310,8 +315,8 @@ def last_crawl_finished(store: Store, source_id: str) -> datetime | None:
     return run.finished_at
 
 
-def _registered_source(source_id: str) -> Source | None:
+def _registered_source(config: Settings, source_id: str) -> Source | None:
     try:
-        return load_sources(load_settings().sources_file).get(source_id)
+        return load_sources(config.sources_file).get(source_id)
     except ConfigError:
         return None
