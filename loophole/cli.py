@@ -111,6 +111,19 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
     typer.echo(json.dumps(counts))
 
 
+def _checked_sources(settings: Settings) -> dict[str, Source]:
+    """The sources file, read and checked against the spiders (their options), or a named failure."""
+    from crawlers.spiders.registry import check_sources
+    from ground.sources import load_sources
+
+    try:
+        registry = load_sources(settings.sources_file)
+        check_sources(registry.values())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    return registry
+
+
 @app.command()
 def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seeds/sources.yaml (run together).")],
           base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror with the same paths.")] = None,
@@ -120,14 +133,10 @@ def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seed
           = False,
           ) -> None:
     """Crawl sources (concurrently, in one process) and run what they fetched through the chain."""
-    from ground.sources import load_sources
     from loophole.crawl import CrawlJob, run_crawl
 
     settings = _settings()
-    try:
-        sources = load_sources(settings.sources_file)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+    sources = _checked_sources(settings)
     unknown = [name for name in source if name not in sources]
     if unknown:
         raise _fail(f"unknown source {', '.join(map(repr, unknown))}; known: {', '.join(sources)}")
@@ -157,13 +166,8 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
                 "--coverage", help="Per province: the sources that cover it and when each last ran.")] = False,
             ) -> None:
     """List the configured sources."""
-    from ground.sources import load_sources
-
     settings = _settings()
-    try:
-        registry = load_sources(settings.sources_file)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+    registry = _checked_sources(settings)
     if coverage:
         _print_coverage(settings, list(registry.values()), as_json)
         return

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Container, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
+from pydantic import BaseModel, ConfigDict, ValidationError
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
@@ -40,11 +41,32 @@ def _headers(response: Response) -> dict[str, str]:
     return {k.decode("latin-1").lower(): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
 
 
+class SpiderOptions(BaseModel):
+    """A spider's ``options`` in sources.yaml. Each spider declares its own as a subclass (its
+    ``Options``), so a typo or a wrong type is an error naming the file, line and source, as in
+    every other section, instead of an option silently ignored."""
+
+    # Numbers become strings where a string is declared (a category code written unquoted).
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def spider_options(spider: type[SourceSpider], source: Source) -> SpiderOptions:
+    """``source.options`` read as ``spider``'s Options; ConfigError with the file, line and source id."""
+    try:
+        return spider.Options.model_validate(source.options)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(source.problem(("options", *error["loc"]), error["msg"])
+                                     for error in exc.errors())) from exc
+
+
 class SourceSpider(scrapy.Spider):
     """A spider bound to one entry of seeds/sources.yaml (``source_id``, default: its name)."""
 
     source_id: str = ""
     selectors: dict[str, str] = {}
+    # The options this spider reads (none here); subclasses declare theirs and narrow ``options``.
+    Options: ClassVar[type[SpiderOptions]] = SpiderOptions
+    options: SpiderOptions
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
@@ -65,6 +87,7 @@ class SourceSpider(scrapy.Spider):
         self.source_id = source or self.source_id or self.name
         self.config = config
         self.source: Source = load_sources(self.config.sources_file)[self.source_id]
+        self.options = spider_options(type(self), self.source)
         self.mirror = base_url is not None
         self.base_url = (base_url or self.source.base_url).rstrip("/")
         self.allowed_domains = self._domains()

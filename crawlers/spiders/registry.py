@@ -1,7 +1,9 @@
 """One spider per configured source, so ``scrapy list`` shows every source and
 ``scrapy crawl SOURCE_ID`` works for sources that share a generic spider.
 
-A source whose id is its spider's name (``ccgp``) uses that spider class directly.
+A source whose id is its spider's name (``ccgp``) uses that spider class directly. A source's
+``options`` are checked against its spider's typed Options here, when its spider is chosen, so a
+typo fails ``loophole sources``, ``loophole run`` and a crawl before anything is fetched.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from scrapy.settings import BaseSettings
 from scrapy.spiderloader import SpiderLoader
 
 from crawlers.configured import SETTINGS_KEY
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import SourceSpider, spider_options
 from crawlers.spiders.ccgp import CcgpSpider
 from crawlers.spiders.discovery import DiscoverySpider
 from crawlers.spiders.epoint import EpointSpider
@@ -31,16 +33,30 @@ SPIDERS: dict[str, type[SourceSpider]] = {
 
 
 def spider_class(source: Source) -> type[SourceSpider]:
-    """The spider class bound to ``source`` (a subclass named after it when ids differ)."""
+    """The spider class bound to ``source`` (a subclass named after it when ids differ); ConfigError
+    for an unknown spider or options that spider does not take (naming the file, line and source)."""
     try:
         base = SPIDERS[source.spider]
     except KeyError as exc:
         known = ", ".join(SPIDERS)
         raise ConfigError(f"source {source.id}: unknown spider {source.spider!r}; known: {known}") from exc
+    spider_options(base, source)
     if source.id == base.name:
         return base
     name = "".join(part.title() for part in source.id.replace("-", "_").split("_")) + "Spider"
     return type(name, (base,), {"name": source.id, "source_id": source.id, "__module__": __name__})
+
+
+def check_sources(sources: Iterable[Source]) -> None:
+    """Every source's spider exists and takes its options; one ConfigError listing every problem."""
+    problems = []
+    for source in sources:
+        try:
+            spider_class(source)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def bound_spiders(sources: Iterable[Source]) -> dict[str, type[SourceSpider]]:
