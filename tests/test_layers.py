@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOOR = {"ground": 0, "extract": 1, "index": 2, "crawlers": 3, "alerts": 3, "loophole": 4, "web": 4}
 # Above-floor imports allowed on the same floor: the command line starts the web app.
 SIDEWAYS = {("loophole", "web")}
-# Transitional: bench/loadtest/webserver move beside the tests in the other half of issue 20.
-MOVING = {"loophole/bench.py", "loophole/loadtest.py", "loophole/webserver.py"}
+# Transitional: they still import loophole.config/loophole.sources and move beside the tests in the
+# other half of issue 20; the re-exports go when they have moved and import ground instead.
+MOVING = {"loophole/bench.py", "loophole/loadtest.py"}
 
 
 def _imported(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -60,8 +61,6 @@ def _allowed(importer: str, imported: str) -> bool:
 def _violations(package: str) -> Iterator[str]:
     for path in sorted((ROOT / package).rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
-        if relative in MOVING:
-            continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=relative)
         for line, module in _imported(tree):
             if not _allowed(package, module.split(".")[0]):

@@ -99,11 +99,6 @@ class SourceSpider(scrapy.Spider):
 
     # -- configuration -------------------------------------------------------------------
 
-    @property
-    def settings_obj(self) -> Settings:
-        """The crawl's Settings (the same object as ``config``, which the crawler passed in)."""
-        return self.config
-
     def _domains(self) -> list[str]:
         """The source's domains, the crawled host and the hosts of its seed URLs (a reseller list
         names pages on many sites; without them the offsite check would drop every seed)."""
@@ -139,7 +134,7 @@ class SourceSpider(scrapy.Spider):
         if search.watchlist_types:
             from index.entities import load_watchlist
 
-            watchlist = load_watchlist(self.settings_obj.watchlist_file)
+            watchlist = load_watchlist(self.config.watchlist_file)
             terms += [e.name for e in watchlist.entities if e.type in search.watchlist_types]
         return list(dict.fromkeys(terms))
 
@@ -164,8 +159,8 @@ class SourceSpider(scrapy.Spider):
         evaluates every property; opening (and migrating) the database there raced with the
         other crawler processes doing the same."""
         if self._store is None:
-            self.settings_obj.ensure_dirs()  # the first run of a fresh data directory starts here
-            self._store = Store(self.settings_obj.db_url)
+            self.config.ensure_dirs()  # the first run of a fresh data directory starts here
+            self._store = Store(self.config.db_url)
         return self._store
 
     def stored_among(self, urls: Iterable[str]) -> set[str]:
@@ -200,7 +195,7 @@ class SourceSpider(scrapy.Spider):
     def may_walk_to(self, page: int) -> bool:
         """Whether a list walk may fetch its page number ``page`` (0 is the first): a pager is not
         believed past ``crawl.max_list_pages`` (endless pagination, a calendar's endless "next")."""
-        cap = self.settings_obj.crawl.max_list_pages
+        cap = self.config.crawl.max_list_pages
         if page < cap:
             return True
         self.crawler.stats.inc_value("lists/pager_clamped")
@@ -292,7 +287,7 @@ class SourceSpider(scrapy.Spider):
             return item
         url, name = pending.pop(0)
         meta = {"item": item, "pending": pending, "name": name,
-                "download_maxsize": self.settings_obj.crawl.max_attachment_bytes}
+                "download_maxsize": self.config.crawl.max_attachment_bytes}
         # dont_filter: an attachment shared by two notices must still reach the second one's
         # callback, or that notice would wait forever and never be stored.
         return scrapy.Request(url, callback=self._attachment_done, errback=self._attachment_failed,

@@ -164,4 +164,4 @@ class CcgpSpider(SourceSpider):
             if _ATTACHMENT_SUFFIX.search(urlsplit(href).path):
                 links.append((response.urljoin(href), anchor.xpath("string()").get("").strip() or href))
         unique = list(dict.fromkeys(links))
-        return unique[: self.settings_obj.crawl.max_attachments_per_page]
+        return unique[: self.config.crawl.max_attachments_per_page]
