@@ -20,7 +20,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_a
 
 from alerts.delivery import DeliveryError, send_smtp
 from alerts.views import AlertView
-from loophole.config import Settings
+from ground.config import Settings
 
 log = logging.getLogger(__name__)
 # Generic webhooks get machine-readable alert records; chat services get the readable digest.

@@ -6,7 +6,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from loophole.config import Settings
+from ground.config import Settings
 
 
 class DeliveryError(RuntimeError):

@@ -23,9 +23,9 @@ from sqlalchemy.sql.expression import Exists
 from alerts.health import SourceHealth, crawl_health
 from alerts.saved import SearchNews
 from alerts.views import AlertView, deliverable, heads_query, load_views, matches
+from ground.config import Subscription
+from ground.sources import Source
 from index.store import Alert, AlertSend
-from loophole.config import Subscription
-from loophole.sources import Source
 
 __all__ = ["Digest", "build_message", "collect", "render", "write_eml"]
 

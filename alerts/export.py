@@ -16,8 +16,8 @@ from sqlalchemy import or_
 
 from alerts.dedup import assign_groups
 from alerts.views import AlertView, heads_query, history, load_views, matches
+from ground.config import Subscription
 from index.store import Alert, Store
-from loophole.config import Subscription
 
 Format = Literal["json", "jsonl", "csv"]
 CSV_COLUMNS = ["id", "revision", "pattern", "score", "title", "url", "source", "date", "stage", "buyer", "vendor",

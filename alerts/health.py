@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.views import aware
+from ground.sources import Source
 from index.store import CrawlRun
-from loophole.sources import Source
 
 # Runs read per source to find when an unhealthy spell began and whether lists ever named notices.
 HISTORY_RUNS = 60

@@ -21,10 +21,10 @@ from alerts.export import records_for
 from alerts.outbox import record_sends, recover, send_with_outbox
 from alerts.saved import SearchNews, list_searches, new_results, record_hits
 from alerts.views import deliverable, heads_query, load_views, matches
+from ground.config import ConfigError, Settings, Subscription
+from ground.sources import Source, scheduled_sources
 from index.patterns import load_library
 from index.store import Store
-from loophole.config import ConfigError, Settings, Subscription
-from loophole.sources import Source, scheduled_sources
 
 if TYPE_CHECKING:   # the search engine (and the model's libraries) load only for saved searches
     from index.search import SearchEngine

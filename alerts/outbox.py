@@ -34,8 +34,8 @@ from alerts.channels import send_email
 from alerts.delivery import DeliveryError
 from alerts.digest import write_eml
 from alerts.saved import record_hits
+from ground.config import Settings
 from index.store import Alert, AlertSend, Delivery, Store
-from loophole.config import Settings
 
 log = logging.getLogger(__name__)
 CHANNEL = "email"

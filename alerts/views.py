@@ -16,9 +16,9 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from alerts.dedup import stage_of
+from ground.config import Subscription
 from index.restricted import match_dict, matches_for
 from index.store import Alert, AlertSend, Document, Feedback
-from loophole.config import Subscription
 
 CONTEXT_CHARS = 90
 

@@ -19,8 +19,8 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import func, select
 
+from ground.config import DiscoverySettings
 from index.store import Alert, DiscoveredHost, Document, Store
-from loophole.config import DiscoverySettings
 
 _TELEGRAM = re.compile(r"^/(?:s/)?([A-Za-z][A-Za-z0-9_]{3,31})(?:/\d+)?/?$")
 TELEGRAM_HOSTS = {"t.me", "telegram.me"}

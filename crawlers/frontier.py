@@ -38,7 +38,7 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
-from loophole.config import Settings
+from ground.config import Settings
 
 log = logging.getLogger(__name__)
 

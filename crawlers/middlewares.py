@@ -12,17 +12,12 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.defer import deferred_from_coro
 
+from crawlers.configured import crawl_settings
 from extract.blocks import block_reason
 from extract.page import visible_text
-from loophole.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 MAX_SLOT_DELAY = 60.0
-
-
-def _loophole_settings(crawler: Any) -> Settings:
-    configured = crawler.settings.get("LOOPHOLE_SETTINGS")
-    return configured if isinstance(configured, Settings) else load_settings()
 
 
 def _slow_down(crawler: Any, request: Request, delay: float) -> None:
@@ -54,6 +49,7 @@ class BlockPageMiddleware:
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
+        self.config = crawl_settings(crawler.settings)
         self.stats = crawler.stats
         self.blocked = 0
         self.closing = False
@@ -85,7 +81,7 @@ class BlockPageMiddleware:
     def _blocked(self, request: Request, reason: str) -> None:
         log.warning("block page at %s: %s", request.url, reason)
         self.stats.inc_value(f"blocked/{reason}")
-        settings = _loophole_settings(self.crawler)
+        settings = self.config
         per_host = getattr(self.crawler.spider, "host_blocked", None)
         if per_host is not None and per_host(request, reason):
             return  # the spider backs that host off (a discovered seller), not the whole source
@@ -125,6 +121,7 @@ class RetryAfterMiddleware:
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
+        self.config = crawl_settings(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> RetryAfterMiddleware:
@@ -135,10 +132,10 @@ class RetryAfterMiddleware:
             return response
         seconds = retry_after_seconds((response.headers.get("Retry-After") or b"").decode("latin-1"))
         if seconds is None:
-            delay = _loophole_settings(self.crawler).crawl.download_delay
+            delay = self.config.crawl.download_delay
             _slow_down(self.crawler, request, max(delay, 0.5) * 2 ** (request.meta.get("retry_times", 0) + 1))
             return response
-        cap = _loophole_settings(self.crawler).crawl.max_retry_after_seconds
+        cap = self.config.crawl.max_retry_after_seconds
         stats = self.crawler.stats
         if seconds > cap:
             stats.set_value("source_degraded", f"rate limited (Retry-After {seconds:.0f}s)")

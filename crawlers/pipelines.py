@@ -1,51 +1,72 @@
-"""Item pipelines: hand each fetched page to the chain (snapshot, extract, index, detect)."""
+"""Item pipelines: hand each fetched page to the chain (snapshot, extract, index, detect).
+
+The chain sits above the crawlers, so the pipeline does not import it: the Scrapy setting
+``LOOPHOLE_INGEST`` names the factory of the ingest step ("module.function", called with the
+crawl's Settings), and whoever starts the crawl sets it (loophole.crawl).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from scrapy import signals
+from scrapy.utils.misc import load_object
 
+from crawlers.configured import INGEST_KEY, MissingSettings, crawl_settings
 from crawlers.items import PageItem
 from extract.page import warm_up
-from index.store import CrawlRun
-from loophole.config import Settings, load_settings
-from loophole.pipeline import Monitor, RawPage, shared_monitor
+from ground.config import Settings
+from index.store import CrawlRun, Store
+
+
+class Ingested(Protocol):
+    """What the ingest step says about one page."""
+
+    status: str              # stored | unchanged | rejected
+    flagged: list[str]       # ids of the patterns it raised alerts for
+
+
+class IngestStep(Protocol):
+    """The chain a crawl hands its pages to (loophole.pipeline.Monitor)."""
+
+    store: Store
+
+    def check_patterns(self) -> object: ...
+
+    def ingest_item(self, item: Mapping[str, Any]) -> Ingested: ...
+
+    def flush(self) -> None: ...
 
 
 class IngestPipeline:
-    """One Monitor per process and data directory, shared by every spider in the run."""
+    """One ingest step per process and data directory, shared by every spider in the run."""
 
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Any, settings: Settings, open_ingest: Callable[[Settings], IngestStep]) -> None:
         self.crawler = crawler
-        self.monitor: Monitor | None = None
+        self.settings = settings
+        self.open_ingest = open_ingest
+        self.monitor: IngestStep | None = None
         self.started = datetime.now(UTC)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IngestPipeline:
-        pipeline = cls(crawler)
+        name = crawler.settings.get(INGEST_KEY)
+        if not name:
+            raise MissingSettings(f"no {INGEST_KEY} in the Scrapy settings: the crawl's starter names the ingest step")
+        pipeline = cls(crawler, crawl_settings(crawler.settings), load_object(name))
         crawler.signals.connect(pipeline.record_run, signal=signals.spider_closed)
         return pipeline
 
-    def _settings(self) -> Settings:
-        configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
-        return configured if isinstance(configured, Settings) else load_settings()
-
     def open_spider(self) -> None:
-        self.monitor = shared_monitor(self._settings())
+        self.monitor = self.open_ingest(self.settings)
         self.monitor.check_patterns()   # a bad pattern file stops the crawl here, named, before any download
         warm_up()  # before the first download, so a slow first extraction cannot stall it
 
     def process_item(self, item: PageItem) -> PageItem:
         assert self.monitor is not None
-        raw = RawPage(url=item["url"], body=item["body"], final_url=item.get("final_url", item["url"]),
-                      status=item.get("status", 200), headers=item.get("headers", {}),
-                      fetched_at=item.get("fetched_at", datetime.now(UTC)),
-                      render_mode=item.get("render_mode", "http"), source=item.get("source", ""),
-                      selectors=item.get("selectors") or {}, fields=item.get("fields") or {},
-                      attachments=item.get("attachments") or [], screenshot=item.get("screenshot"))
-        result = self.monitor.ingest(raw)
+        result = self.monitor.ingest_item(item)
         stats = self.crawler.stats
         stats.inc_value(f"ingest/{result.status}")
         for pattern_id in result.flagged:

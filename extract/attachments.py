@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.snapshots import write_snapshot
-
 log = logging.getLogger(__name__)
 MAX_CHARS = 200_000          # per attachment: a 500-page annex adds noise, not evidence
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -138,14 +136,19 @@ class SavedAttachment:
         return {key: getattr(self, key) for key in keys if getattr(self, key) not in ("", None, 0)}
 
 
-def save_attachments(raw: list[dict[str, Any]], snapshot_dir: Path) -> list[SavedAttachment]:
-    """Snapshot each fetched attachment by hash and extract its text; failures are logged, kept."""
+# Stores an attachment's bytes and returns (sha256, path): the caller's snapshot writer, passed in
+# so that extraction stays pure (extract/ imports nothing above it; index.snapshots is above).
+SnapshotWriter = Callable[[bytes], tuple[str, Path]]
+
+
+def save_attachments(raw: list[dict[str, Any]], write: SnapshotWriter) -> list[SavedAttachment]:
+    """Snapshot each fetched attachment through ``write`` and extract its text; failures are logged, kept."""
     saved = []
     for item in raw:
         entry = SavedAttachment(url=item["url"], name=item.get("name", ""), error=item.get("error", ""))
         body = item.get("body")
         if body is not None:
-            entry.sha256, path = write_snapshot(snapshot_dir, body)
+            entry.sha256, path = write(body)
             entry.size, entry.path = len(body), str(path)
             entry.headers, entry.fetched_at = item.get("headers", {}), item.get("fetched_at")
             try:

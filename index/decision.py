@@ -26,8 +26,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ground.config import ConfigError, read_yaml_mapping
 from index.evidence import FEATURES
-from loophole.config import ConfigError, read_yaml_mapping
 
 log = logging.getLogger(__name__)
 

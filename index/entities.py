@@ -14,7 +14,7 @@ import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from extract.script import convert
-from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
+from ground.config import ConfigError, format_validation_error, read_yaml_mapping
 
 
 class Entity(BaseModel):

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from extract.kind import EVIDENCE_KINDS
-from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
+from ground.config import ConfigError, format_validation_error, read_yaml_mapping
 
 # The features, in the order the decision model's coefficients are stored.
 FEATURES = (

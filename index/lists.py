@@ -33,7 +33,7 @@ from typing import Any
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
+from ground.config import ConfigError, format_validation_error, read_yaml_mapping
 
 # The lists the CSL merges: code -> name (trade.gov's `sources` parameter).
 LIST_NAMES = {

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from extract.kind import EVIDENCE_KINDS
-from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
+from ground.config import ConfigError, format_validation_error, read_yaml_mapping
 
 
 class Pattern(BaseModel):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ground.config import ConfigError, format_validation_error, read_yaml_mapping
 from index.entities import Entity, Watchlist, fold
-from loophole.config import ConfigError, format_validation_error, read_yaml_mapping
 
 # Watchlist types whose aliases are not names of the thing asked for: commentary cues would pull
 # commentary up, and "China" would bring every PRC place name.

@@ -16,7 +16,7 @@ Four methods, each giving a score in [0, 1], and a strength: ``listed`` (shown a
   English names. Names are short and share most words, so this is noisy (北京云智科技 is
   nearer "Beijing Yunze Technology" than 北京云泽科技 is): it only ever gives ``possible``.
 
-Thresholds are settings (loophole.config.ScreeningSettings), fitted on the labelled names in
+Thresholds are settings (ground.config.ScreeningSettings), fitted on the labelled names in
 tests/fixtures/listed_parties (see the README).
 """
 

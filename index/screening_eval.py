@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ground.config import read_yaml_mapping
 from index.screening import LISTED, Match, Screener
-from loophole.config import read_yaml_mapping
 
 METHOD_GROUPS = {"exact": "exact/alias", "alias": "exact/alias", "fuzzy": "fuzzy",
                  "transliteration": "transliteration", "embedding": "embedding"}

@@ -22,7 +22,7 @@ from scipy.sparse import spmatrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from loophole.config import ConfigError
+from ground.config import ConfigError
 
 OPENING_CHARS = 3000          # the text a page is judged by: its title and opening, as a reader sees it
 NGRAMS = (1, 3)

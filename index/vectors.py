@@ -24,7 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from loophole.config import IndexSettings
+from ground.config import IndexSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ground.config import ConfigError, Settings
 from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_pattern_out, tuned_cuts
 from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision
 from index.embed import get_embedder
@@ -21,7 +22,6 @@ from index.feedback import verdict_labels
 from index.patterns import PatternLibrary, load_library
 from index.store import Detection, Store
 from index.textmodel import REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
-from loophole.config import ConfigError, Settings
 from loophole.evaluate import Outcome, evaluate
 
 

@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ground.config import MAX_ROW_ID, ConfigError, Settings
 from loophole import cli_alerts, cli_lists, cli_web
 from loophole.cli_common import command_settings
-from loophole.config import MAX_ROW_ID, ConfigError, Settings
 
 if TYPE_CHECKING:
-    from loophole.sources import Source
+    from ground.sources import Source
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -26,8 +26,6 @@ cli_web.register(app)  # serve, users, search
 cli_lists.register(app)  # lists update/versions, screen
 console = Console(stderr=True)
 PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
-
-
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -96,6 +94,19 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
     typer.echo(json.dumps(counts))
 
 
+def _checked_sources(settings: Settings) -> dict[str, Source]:
+    """The sources file, read and checked against the spiders (their options), or a named failure."""
+    from crawlers.spiders.registry import check_sources
+    from ground.sources import load_sources
+
+    try:
+        registry = load_sources(settings.sources_file)
+        check_sources(registry.values())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    return registry
+
+
 @app.command()
 def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seeds/sources.yaml (run together).")],
           base_url: Annotated[str | None, typer.Option("--base-url", help="A mirror with the same paths.")] = None,
@@ -106,13 +117,9 @@ def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seed
           ) -> None:
     """Crawl sources (concurrently, in one process) and run what they fetched through the chain."""
     from loophole.crawl import CrawlJob, run_crawl
-    from loophole.sources import load_sources
 
     settings = command_settings()
-    try:
-        sources = load_sources(settings.sources_file)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+    sources = _checked_sources(settings)
     unknown = [name for name in source if name not in sources]
     if unknown:
         raise _fail(f"unknown source {', '.join(map(repr, unknown))}; known: {', '.join(sources)}")
@@ -142,13 +149,8 @@ def sources(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
                 "--coverage", help="Per province: the sources that cover it and when each last ran.")] = False,
             ) -> None:
     """List the configured sources."""
-    from loophole.sources import load_sources
-
     settings = command_settings()
-    try:
-        registry = load_sources(settings.sources_file)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+    registry = _checked_sources(settings)
     if coverage:
         _print_coverage(settings, list(registry.values()), as_json)
         return

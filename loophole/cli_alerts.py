@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ground.config import MAX_ROW_ID
 from loophole.cli_common import command_settings
-from loophole.config import MAX_ROW_ID
 
 alerts_app = typer.Typer(help="Machine-readable alerts and their history.", no_args_is_help=True)
 
@@ -39,8 +39,8 @@ def export(fmt: Annotated[str, typer.Option("--format", help="json, jsonl or csv
            ) -> None:
     """Alert groups with all their sources, stages and history, for trust-and-safety pipelines."""
     from alerts.export import dumps, export_records
+    from ground.config import ConfigError
     from index.store import Store
-    from loophole.config import ConfigError
 
     if fmt not in ("json", "jsonl", "csv"):
         typer.echo(f"error: --format {fmt!r}: use json, jsonl or csv", err=True)

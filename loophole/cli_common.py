@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from loophole.config import ConfigError, Settings, load_settings
+from ground.config import ConfigError, Settings, load_settings
 
 
 def command_settings(create: bool = True) -> Settings:

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from ground.config import ConfigError
 from loophole.cli_common import command_settings
-from loophole.config import ConfigError
 
 lists_app = typer.Typer(help="Official restriction lists (Consolidated Screening List, Federal Register rules).",
                         no_args_is_help=True)

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ground.config import MAX_ROW_ID
 from loophole.cli_common import command_settings
-from loophole.config import MAX_ROW_ID
 
 # uvicorn's default keep-alive is 5 s, the same as httpx's pool expiry: a client reusing a
 # connection idle for ~5 s raced the server closing it and got a reset (1 request in ~1,500 under

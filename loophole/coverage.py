@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ground.sources import CENTRAL, PROVINCES, Source
 from index.store import Store
-from loophole.sources import CENTRAL, PROVINCES, Source
 
 
 def last_runs(store: Store, sources: list[Source]) -> dict[str, dict[str, Any]]:

@@ -11,11 +11,11 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings as ScrapySettings
 from sqlalchemy import select
 
-from crawlers.frontier import frontier_settings
+from crawlers.configured import INGEST_KEY, scrapy_values
 from crawlers.spiders.registry import spider_class
+from ground.config import Settings
+from ground.sources import Source
 from index.store import CrawlRun, Store
-from loophole.config import Settings
-from loophole.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,21 @@ class CrawlJob:
         return kwargs
 
 
+# The ingest step the crawlers' item pipeline runs (crawlers.pipelines): named, not imported, from below.
+INGEST = "loophole.pipeline.shared_monitor"
+
+
+def project_settings(settings: Settings) -> dict[str, Any]:
+    """What a crawl adds to the static crawlers.settings: the values from ``settings`` (this
+    Settings, not the environment's) and the ingest step."""
+    return {**scrapy_values(settings), INGEST_KEY: INGEST}
+
+
 def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None) -> Any:
     # Loaded by module, not through scrapy.cfg, so the command works from any directory.
     project = ScrapySettings()
     project.setmodule("crawlers.settings", priority="project")
-    project.set("LOOPHOLE_SETTINGS", settings)
-    project.setdict(frontier_settings(settings), priority="project")  # this Settings, not the environment's
+    project.setdict(project_settings(settings), priority="project")
     for key, value in (overrides or {}).items():
         # Above "spider" priority: a run's explicit overrides beat a source's politeness settings.
         project.set(key, value, priority="cmdline")

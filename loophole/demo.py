@@ -6,11 +6,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from ground.config import SEEDS_DIR, Settings
+from ground.sources import load_sources
 from index.store import Alert, Document, Store
-from loophole.config import SEEDS_DIR, Settings
 from loophole.crawl import CrawlJob, run_crawl
 from loophole.notify import deliver_digest
-from loophole.sources import load_sources
 from loophole.webserver import serve_directory
 
 DEMO_WEB = SEEDS_DIR / "demo"

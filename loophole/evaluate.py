@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ground.config import ConfigError, Settings
 from index.decision import Sample
 from index.store import Detection, Document
 from index.textmodel import opening
-from loophole.config import ConfigError, Settings
 from loophole.pipeline import Monitor, RawPage
 
 

@@ -35,9 +35,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
+from ground.config import Settings
 from index.store import Detection, Document, EvidenceBundle, Snapshot, Store
 from loophole import __version__
-from loophole.config import Settings
 from loophole.warc import Capture, check_warc, write_warc
 
 BUNDLE_VERSION = 2

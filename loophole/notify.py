@@ -10,8 +10,8 @@ from alerts.dedup import assign_groups
 from alerts.delivery import DeliveryError
 from alerts.digest import render
 from alerts.jobs import ChannelResult, SavedSearches, collect_for, run_digest
+from ground.config import Settings
 from index.store import Store
-from loophole.config import Settings
 
 
 def preview_digest(settings: Settings) -> str:

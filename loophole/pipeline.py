@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select
 
 from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
+from ground.config import ConfigError, Settings
 from index.decision import load_decision, untrained
 from index.detect import PRC, Detector, PageFacts, PatternScore
 from index.embed import Embedder, get_embedder
@@ -34,7 +36,6 @@ from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
 from index.textmodel import TextModels, load_text_models, opening
 from index.vectors import ModelMismatch, VectorIndex
-from loophole.config import ConfigError, Settings
 from loophole.workers import Prepared, WorkerPool, embed_page, in_order, prepare
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,16 @@ class RawPage:
     fields: dict = field(default_factory=dict)          # structured fields the spider read
     attachments: list[dict] = field(default_factory=list)  # fetched attachments (see crawlers.items)
     screenshot: bytes | None = None                      # PNG of the rendered page (browser sources)
+
+
+def raw_page(item: Mapping[str, Any]) -> RawPage:
+    """A crawled page item (crawlers.items.PageItem) as the chain's RawPage."""
+    return RawPage(url=item["url"], body=item["body"], final_url=item.get("final_url", item["url"]),
+                   status=item.get("status", 200), headers=item.get("headers", {}),
+                   fetched_at=item.get("fetched_at", datetime.now(UTC)),
+                   render_mode=item.get("render_mode", "http"), source=item.get("source", ""),
+                   selectors=item.get("selectors") or {}, fields=item.get("fields") or {},
+                   attachments=item.get("attachments") or [], screenshot=item.get("screenshot"))
 
 
 @dataclass
@@ -176,6 +187,11 @@ class Monitor:
             prepared = prepare(self.embedder, raw.body, raw.final_url or raw.url, content_type, raw.selectors)
         return self._store(raw, sha256, prepared)
 
+    def ingest_item(self, item: Mapping[str, Any]) -> IngestResult:
+        """:meth:`ingest` for a crawled page item: the crawl's item pipeline calls this
+        (crawlers.pipelines, through the ``LOOPHOLE_INGEST`` setting that names :func:`shared_monitor`)."""
+        return self.ingest(raw_page(item))
+
     def ingest_all(self, raws: Iterable[RawPage], pool: WorkerPool | None = None) -> Iterator[IngestResult]:
         """Each page's result in order; with a pool, pages are extracted and embedded in its
         worker processes (loophole.workers) while this one stores and scores."""
@@ -261,7 +277,7 @@ class Monitor:
 
     def _with_extras(self, raw: RawPage, page: ExtractedPage) -> ExtractedPage:
         """Attachments (snapshotted, text appended), the spider's fields and the screenshot."""
-        attachments = save_attachments(raw.attachments, self.settings.snapshot_dir)
+        attachments = save_attachments(raw.attachments, partial(write_snapshot, self.settings.snapshot_dir))
         for attachment in attachments:
             if attachment.sha256:
                 fetched_at = attachment.fetched_at or raw.fetched_at

@@ -22,8 +22,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from ground.config import ConfigError, Settings, load_settings, read_yaml_mapping
 from index.search import SearchEngine, SearchFilters, engine_for
-from loophole.config import ConfigError, Settings, load_settings, read_yaml_mapping
 from loophole.pipeline import Monitor, RawPage
 
 TOP = 10

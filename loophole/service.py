@@ -35,8 +35,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from ground.config import ConfigError, Settings, Subscription, load_settings
 from index.store import CrawlRun, JobLock, Store
-from loophole.config import ConfigError, Settings, Subscription, load_settings
 
 log = logging.getLogger(__name__)
 JOB_PREFIXES = ("crawl:", "digest:")
@@ -158,11 +158,14 @@ def digest_trigger(sub: Subscription) -> CronTrigger:
 
 def desired_jobs(settings: Settings) -> list[JobSpec]:
     """One crawl job per source configured to run (its `schedule`, else the default) and one digest
-    job per subscription."""
-    from loophole.sources import scheduled_sources
+    job per subscription. A source its spider cannot run (unknown options) stops the service here."""
+    from crawlers.spiders.registry import check_sources
+    from ground.sources import scheduled_sources
 
     specs = []
-    for source in scheduled_sources(settings):
+    sources = scheduled_sources(settings)
+    check_sources(sources)
+    for source in sources:
         cron = source.schedule or settings.scheduler.default_crawl_schedule
         zone = ZoneInfo(source.timezone or settings.scheduler.timezone)   # the portal's own clock
         try:

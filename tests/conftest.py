@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loophole.config import Settings, load_settings
+from ground.config import Settings, load_settings
 from loophole.webserver import serve_directory
 
 pytest_plugins = ["tests.services"]  # pg_url, redis_prefix: the real services on loopback

@@ -12,7 +12,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from loophole.config import Settings, load_settings
+from ground.config import Settings, load_settings
 from loophole.evaluate import read_labels
 from loophole.pipeline import Monitor, RawPage
 

@@ -10,8 +10,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from ground.config import Settings
 from index.vectors import META_FILE, VectorIndex
-from loophole.config import Settings
 
 
 def finished_urls(db: Path) -> set[str]:

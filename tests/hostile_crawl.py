@@ -25,7 +25,7 @@ from crawlers.items import PageItem
 from crawlers.spiders.base import SourceSpider
 from extract import UnusableContent, extract_page
 from extract.page import warm_up
-from loophole.config import load_settings
+from ground.config import load_settings
 from loophole.crawl import scrapy_settings
 
 log = logging.getLogger("hostile_crawl")

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from alerts.dedup import assign_groups
 from alerts.jobs import run_digest
+from ground.config import Settings, load_settings
 from index.store import Alert, AlertSend, Feedback, Store
 from loophole.cli import app
-from loophole.config import Settings, load_settings
 from tests.alerts_helpers import Inbox, add_alert, add_crawl_run, body, smtp_server, webhook_receiver
 from tests.conftest import ROOT, cli_env
 

@@ -10,9 +10,9 @@ import pytest
 
 from alerts.dedup import assign_groups
 from alerts.digest import collect, render
+from ground.config import BrowserSettings, Settings, Subscription
+from ground.sources import load_sources
 from index.store import Store
-from loophole.config import BrowserSettings, Settings, Subscription
-from loophole.sources import load_sources
 from tests.alerts_helpers import SENTENCE, add_alert, add_crawl_run
 
 pytestmark = [pytest.mark.browser,

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from ground.config import load_settings
 from index.chunking import chunk_document
 from index.snapshots import content_hash
 from index.store import Chunk, Document, Store
-from loophole.config import load_settings
 from tests.conftest import ROOT, cli_env
 from tests.crash_support import finished_urls, index_ids
 from tests.crawl_mirror import Mirror, Reply, fast_config, serve_mirror

@@ -25,8 +25,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from ground.config import Settings, load_settings
 from index.store import Alert, Delivery, Document, Store
-from loophole.config import Settings, load_settings
 from loophole.notify import deliver_digest
 from loophole.webserver import free_port
 from tests.conftest import ROOT, cli_env

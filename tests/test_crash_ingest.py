@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from ground.config import load_settings
 from index.chunking import chunk_document
 from index.patterns import load_library
 from index.snapshots import content_hash
 from index.store import Alert, Chunk, Detection, Document, Store
 from index.vectors import VectorIndex
-from loophole.config import load_settings
 from tests.conftest import ROOT, cli_env
 from tests.crash_support import finished_urls, index_ids
 from tests.test_pipeline import positive_page

@@ -21,9 +21,9 @@ import pytest
 from parsel import Selector
 
 from alerts.health import crawl_health
+from ground.config import SEEDS_DIR, load_settings
+from ground.sources import load_sources
 from index.store import Store
-from loophole.config import SEEDS_DIR, load_settings
-from loophole.sources import load_sources
 from tests.conftest import REAL_CORPUS, needs
 from tests.crawl_mirror import Mirror, documents, fast_config, loophole, minimal_pdf, serve_mirror
 

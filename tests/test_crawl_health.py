@@ -16,9 +16,9 @@ import yaml
 
 from alerts.digest import collect, render
 from alerts.health import SourceHealth, crawl_health
+from ground.config import Settings, Subscription, load_settings
+from ground.sources import load_sources, scheduled_sources
 from index.store import CrawlRun, Store
-from loophole.config import Settings, Subscription, load_settings
-from loophole.sources import load_sources, scheduled_sources
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 GRACE = timedelta(hours=4)

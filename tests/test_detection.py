@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from extract import ExtractedPage
+from ground.config import ConfigError, Settings, read_yaml_mapping
 from index.crossval import best_generic_cut, leave_group_out, tuned_cuts
 from index.decision import FEATURES, GENERIC_FEATURES, DecisionModel, Sample, fit, load_decision, save_decision
 from index.detect import (
@@ -29,7 +30,6 @@ from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
 from index.store import Detection
 from index.textmodel import REPORTING, Document, TextModels, example_text_model, fit_text_models, out_of_fold_scores
-from loophole.config import ConfigError, Settings, read_yaml_mapping
 from loophole.evaluate import evaluate
 from loophole.pipeline import Monitor, RawPage, in_owners_voice
 from tests.conftest import DEMO_WEB, ROOT

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from crawlers.discovery import host_key, page_url, read_searxng, searxng_query
+from ground.config import DiscoverySettings
 from index.store import Alert, CrawlRun, DiscoveredHost, Document, Store
-from loophole.config import DiscoverySettings
 from tests.crawl_mirror import Mirror, documents, loophole, serve_mirror
 
 SOURCES = """
@@ -219,11 +219,11 @@ def test_discovery_runs_on_scrapys_own_scheduler_under_a_redis_frontier() -> Non
     """Its visits' order lives in the spider, so several processes sharing its queue would break it."""
     from scrapy.settings import Settings as ScrapySettings
 
-    from crawlers.frontier import frontier_settings
+    from crawlers.configured import scrapy_values
     from crawlers.spiders.discovery import DiscoverySpider
-    from loophole.config import Settings
+    from ground.config import Settings
 
     settings = ScrapySettings()
-    settings.setdict(frontier_settings(Settings(crawl={"frontier": "redis"})), priority="project")
+    settings.setdict(scrapy_values(Settings(crawl={"frontier": "redis"})), priority="project")
     DiscoverySpider.update_settings(settings)
     assert settings["SCHEDULER"] == "scrapy.core.scheduler.Scheduler"

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 from warcio.archiveiterator import ArchiveIterator
 
+from ground.config import Settings
 from index.snapshots import write_snapshot
 from index.store import Document, Snapshot, Store
 from loophole.cli import app
-from loophole.config import Settings
 from loophole.evidence import verify_bundle
 
 URL = "http://www.ccgp.gov.cn/cggg/dfgg/gkzb/202611/t20261101_100.htm"

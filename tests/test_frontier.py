@@ -24,7 +24,7 @@ import redis
 import yaml
 
 from crawlers.frontier import FrontierKeys
-from loophole.config import Settings
+from ground.config import Settings
 from loophole.webserver import serving
 from tests.conftest import ROOT, cli_env
 from tests.services import REDIS_URL
@@ -167,17 +167,18 @@ def test_embedded_default_needs_no_redis() -> None:
     assert redis_settings["SCHEDULER"] == "crawlers.frontier.ReliableScheduler"
 
 
-def test_queueing_a_request_does_not_open_the_store(home: Path) -> None:
+def test_queueing_a_request_does_not_open_the_store(home: Path, settings: Settings) -> None:
     """The Redis frontier queues ``Request.to_dict``, which looks up the callback among every
     member of the spider: that must not open (and so migrate) the database. Workers starting
     together on a new SQLite file raced doing it ("table crawl_runs already exists")."""
     from scrapy.utils.test import get_crawler
 
+    from crawlers.configured import SETTINGS_KEY
     from crawlers.spiders.registry import spider_class
-    from loophole.sources import load_sources
+    from ground.sources import load_sources
 
-    cls = spider_class(load_sources(Settings().sources_file)["ccgp"])
-    spider = cls.from_crawler(get_crawler(cls))
+    cls = spider_class(load_sources(settings.sources_file)["ccgp"])
+    spider = cls.from_crawler(get_crawler(cls, {SETTINGS_KEY: settings}))
     spider.list_request(spider.url("/cggg/zygg/index.htm")).to_dict(spider=spider)
     assert spider._store is None
     assert not list(home.rglob("*.db*"))

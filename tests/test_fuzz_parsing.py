@@ -23,10 +23,10 @@ from extract import UnusableContent, extract_page, looks_binary
 from extract.charset import declared_charset, decode_html, normalise_label
 from extract.fields import parse_procurement_fields
 from extract.page import normalise_date
+from ground.config import ConfigError, load_settings
 from index.chunking import MAX_CHARS, MIN_CHARS, chunk_document
 from index.patterns import load_pattern_file
 from index.snapshots import snapshot_path
-from loophole.config import ConfigError, load_settings
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ground.config import ConfigError, load_settings
+from ground.sources import load_sources
 from index.entities import load_watchlist
 from index.patterns import load_pattern_file
-from loophole.config import ConfigError, load_settings
-from loophole.sources import load_sources
 
 PATTERN_OK = """version: "1"
 patterns:

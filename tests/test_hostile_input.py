@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from typer.testing import CliRunner
 
+from ground.config import Settings
 from index.store import Alert
 from loophole.cli import app
-from loophole.config import Settings
 from loophole.pipeline import Monitor, RawPage
 from tests.conftest import DEMO_WEB
 from web.app import create_app

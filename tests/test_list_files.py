@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from ground.config import ScreeningSettings
 from index.embed import Embedder, get_embedder
 from index.lists import ListFileError, read_list_file
 from index.restricted import read_batch
 from index.screening import Screener
 from index.screening_eval import evaluate, load_labels
-from loophole.config import ScreeningSettings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LISTS = FIXTURES / "lists"

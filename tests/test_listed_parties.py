@@ -18,10 +18,10 @@ from sqlalchemy import select
 from alerts.dedup import assign_groups
 from alerts.digest import Digest, collect, render
 from alerts.export import export_records
+from ground.config import Settings, Subscription, load_settings
 from index.embed import Embedder, get_embedder
 from index.restricted import active_version, update_lists, version_entries, versions
 from index.store import Alert
-from loophole.config import Settings, Subscription, load_settings
 from loophole.pipeline import Monitor, RawPage
 from web.app import create_app
 

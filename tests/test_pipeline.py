@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from ground.config import Settings, load_settings
 from index.store import Alert, Chunk, Document
-from loophole.config import Settings, load_settings
 from loophole.notify import deliver_digest
 from loophole.pipeline import Monitor, RawPage
 

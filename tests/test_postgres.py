@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from ground.config import load_settings
 from index.store import Alert, Document
-from loophole.config import load_settings
 from loophole.notify import deliver_digest
 from loophole.pipeline import Monitor, RawPage
 

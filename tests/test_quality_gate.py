@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from ground.config import Settings, read_yaml_mapping
 from index.decision import DecisionModel
-from loophole.config import Settings, read_yaml_mapping
 from loophole.evaluate import Outcome, evaluate
 from tests.conftest import DEV_CORPUS, needs
 

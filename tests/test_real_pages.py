@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from loophole.config import Settings
+from ground.config import Settings
 from loophole.evaluate import evaluate
 
 REAL = Path(__file__).parent / "fixtures" / "real_web"

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from alerts.jobs import run_digest
 from alerts.saved import SavedSearchError, list_searches, save_search
+from ground.config import Settings
 from index.search import SearchEngine, SearchFilters, engine_for
 from index.store import Alert, Document, SavedSearchHit, Store
-from loophole.config import Settings
 from loophole.pipeline import Monitor, RawPage
 from loophole.search_eval import read_folder
 from tests.corpus_home import copy_of, settings_for

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from ground.config import SEEDS_DIR, ConfigError
 from index.entities import load_watchlist
 from index.lexical import add_dictionary_words, match_expression, tokenize
 from index.query import QueryExpander, load_vocabulary
 from index.ranking import DocumentSignals, _apply_alert, rank, relevance
 from index.search import highlight
-from loophole.config import SEEDS_DIR, ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import pytest
 
 from alerts.dedup import assign_groups
 from alerts.digest import collect, render
+from ground.config import BrowserSettings, Settings
 from index.store import Alert, Document, Store
-from loophole.config import BrowserSettings, Settings
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium is missing")]

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from alerts.delivery import DeliveryError
-from loophole.config import ConfigError, Settings, load_settings
+from ground.config import ConfigError, Settings, load_settings
 from loophole.notify import deliver_digest
 from loophole.webserver import free_port
 from tests.conftest import ROOT, cli_env
@@ -111,7 +111,7 @@ def test_a_password_in_the_file_is_refused_without_echoing_it(tmp_path: Path, mo
 def test_environment_is_read_only_in_the_config_module() -> None:
     """One place to audit: no other module reads environment variables."""
     reads = re.compile(r"os\.environ|os\.getenv|getenv\(")
-    offenders = [str(path.relative_to(ROOT)) for package in ("loophole", "extract", "index", "alerts", "crawlers")
+    offenders = [str(path.relative_to(ROOT)) for package in ("ground", "loophole", "extract", "index", "alerts", "crawlers")
                  for path in (ROOT / package).rglob("*.py")
                  if path.name != "config.py" and reads.search(path.read_text(encoding="utf-8"))]
     assert offenders == []

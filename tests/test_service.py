@@ -16,8 +16,8 @@ import pytest
 import yaml
 from sqlalchemy import select, text
 
+from ground.config import Settings, load_settings
 from index.store import CrawlRun, Store
-from loophole.config import Settings, load_settings
 from loophole.service import (
     acquire_lock,
     build_scheduler,

@@ -17,8 +17,8 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from ground.config import ConfigError, Settings
 from loophole.cli import app
-from loophole.config import ConfigError, Settings
 from loophole.pipeline import Monitor
 from web.app import create_app
 from web.auth import add_user

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from functools import partial
 from pathlib import Path
 
 import docx
@@ -18,6 +19,7 @@ from crawlers.spiders.marketplace import listing_fields
 from extract import extract_page
 from extract.attachments import AttachmentError, attachment_text, save_attachments, sniff_format
 from extract.fields import money, parse_procurement_fields, process_id
+from index.snapshots import write_snapshot
 from tests.conftest import DEMO_WEB, REAL_CORPUS, needs
 from tests.crawl_mirror import minimal_pdf
 
@@ -127,7 +129,7 @@ def test_save_attachments_keeps_failures_and_logs(tmp_path: Path, caplog: pytest
            {"url": "http://h/b", "name": "b.doc", "body": b"%PDF-broken"},
            {"url": "http://h/c", "name": "c.pdf", "error": "download exceeded 25 MB"}]
     with caplog.at_level(logging.WARNING):
-        saved = save_attachments(raw, tmp_path)
+        saved = save_attachments(raw, partial(write_snapshot, tmp_path))
     assert [s.text for s in saved] == ["GPU rental", "", ""]
     assert saved[1].error.startswith("malformed pdf") and "b.doc" in caplog.text
     assert saved[2].record() == {"url": "http://h/c", "name": "c.pdf", "error": "download exceeded 25 MB"}

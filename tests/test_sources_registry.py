@@ -9,10 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from crawlers.spiders.registry import SPIDERS, spider_class
-from loophole.config import SEEDS_DIR, ConfigError
-from loophole.sources import PROVINCES, load_sources, seed_urls
+from crawlers.configured import SETTINGS_KEY, MissingSettings
+from crawlers.spiders.base import spider_options
+from crawlers.spiders.ccgp import CcgpOptions, CcgpSpider
+from crawlers.spiders.registry import SPIDERS, check_sources, spider_class
+from ground.config import SEEDS_DIR, ConfigError, Settings
+from ground.sources import PROVINCES, load_sources, seed_urls
+from loophole.cli import app
 from tests.conftest import ROOT, cli_env
 
 SHIPPED = SEEDS_DIR / "sources.yaml"
@@ -40,11 +45,20 @@ def test_every_province_is_covered_by_at_least_two_shipped_sources() -> None:
 
 
 def test_politeness_overrides_reach_the_spider_settings() -> None:
-    from scrapy.settings import Settings
+    """From the sources file of the Settings the crawl was given, not the developer's own config."""
+    from scrapy.settings import Settings as ScrapySettings
 
-    settings = Settings({"DOWNLOAD_DELAY": 1.0})
+    settings = ScrapySettings({"DOWNLOAD_DELAY": 1.0, SETTINGS_KEY: Settings(sources_file=SHIPPED)})
     spider_class(load_sources(SHIPPED)["ccgp-search"]).update_settings(settings)
     assert settings.getfloat("DOWNLOAD_DELAY") == 3
+
+
+def test_a_crawler_without_settings_is_refused() -> None:
+    """No Settings passed in: a clear error, not a quiet load from the environment."""
+    from scrapy.settings import Settings as ScrapySettings
+
+    with pytest.raises(MissingSettings, match="no LOOPHOLE_SETTINGS"):
+        spider_class(load_sources(SHIPPED)["ccgp-search"]).update_settings(ScrapySettings())
 
 
 def _write(tmp_path: Path, body: str) -> Path:
@@ -95,10 +109,57 @@ def test_scrapy_list_and_loophole_sources_show_every_source(tmp_path: Path) -> N
     assert set(rows) == ids and rows["ccgp"]["timezone"] == "Asia/Shanghai"
 
 
-def test_reseller_seed_hosts_are_allowed_to_the_spider(home: Path) -> None:
+def test_reseller_seed_hosts_are_allowed_to_the_spider(settings: Settings) -> None:
     """The seeds name pages on many sites; the offsite check must not drop them."""
     source = load_sources(SHIPPED)["resellers"]
     seeds = seed_urls(SHIPPED, source)
     assert len(seeds) >= 10 and all(url.startswith(("http://", "https://")) for url in seeds)
-    spider = spider_class(source)()
+    spider = spider_class(source)(config=settings)
     assert {"docs.idatariver.com", "www.openai-proxy.com", "example.invalid"} <= set(spider.allowed_domains)
+
+
+def test_every_shipped_source_takes_its_spiders_options() -> None:
+    check_sources(load_sources(SHIPPED).values())
+    ccgp = spider_options(CcgpSpider, load_sources(SHIPPED)["ccgp-local"])
+    assert isinstance(ccgp, CcgpOptions) and ccgp.all_channels == "dfgg" and ccgp.max_pages == 25
+
+
+TYPO = """\
+sources:
+  - id: fine
+    kind: vendor
+    spider: site
+    base_url: https://x.cn
+    start: [/]
+  - id: typo
+    kind: procurement
+    spider: ccgp
+    base_url: https://y.cn
+    start: [/]
+    options:
+      all_channels: dfgg
+      max_pagez: 3
+"""
+
+
+def test_a_typo_in_a_spiders_options_names_file_line_and_source(tmp_path: Path) -> None:
+    """Options are typed per spider: an unknown one is an error, not silently ignored."""
+    path = _write(tmp_path, TYPO)
+    with pytest.raises(ConfigError) as error:
+        check_sources(load_sources(path).values())
+    assert str(error.value) == f"{path}:14: field sources.1.options.max_pagez (source id=typo): " \
+                               "Extra inputs are not permitted"
+
+
+def test_a_mistyped_option_is_refused_before_any_crawl(tmp_path: Path, home: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loophole sources`` and ``loophole crawl`` check the options first and name the problem."""
+    path = _write(tmp_path, TYPO.replace("max_pagez: 3", "max_pages: many"))
+    (tmp_path / "config.yaml").write_text(f"sources_file: {path}\n", encoding="utf-8")
+    monkeypatch.setenv("LOOPHOLE_CONFIG", str(tmp_path / "config.yaml"))
+    for command in (["sources"], ["crawl", "typo"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2
+        assert f"{path}:14: field sources.1.options.max_pages (source id=typo): Input should be a valid integer" \
+            in result.output
+    assert not list(home.rglob("*.db*"))   # nothing was crawled, nor a store opened

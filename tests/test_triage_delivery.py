@@ -23,9 +23,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from alerts.jobs import run_digest
+from ground.config import Settings, load_settings
 from index.store import Alert, Document, Store
 from loophole.cli import app
-from loophole.config import Settings, load_settings
 from tests.alerts_helpers import Inbox, add_alert, body, smtp_server, webhook_receiver
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ground.config import IndexSettings
 from index.vectors import VectorIndex
-from loophole.config import IndexSettings
 
 DIM = 128
 

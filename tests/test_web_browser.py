@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
-from loophole.config import BrowserSettings
+from ground.config import BrowserSettings
 from loophole.webserver import free_port
 from tests.conftest import DEV_CORPUS, needs
 from tests.web_support import HOSTILE_TITLE, WebHome, build_web_home

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ground.config import Settings
 from index.store import Alert, Document
-from loophole.config import Settings
 from loophole.pipeline import Monitor, RawPage
 from tests.conftest import DEV_CORPUS
 from tests.corpus_home import copy_of, ingested_corpus, settings_for

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from alerts.saved import MAX_TOP, list_searches
+from ground.config import MAX_ROW_ID
 from index.search import SearchFilters, SearchPage
 from index.store import SavedSearch
-from loophole.config import MAX_ROW_ID
 from web import data
 from web.app import (
     FILTER_FIELDS,

@@ -33,14 +33,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts.saved import SavedSearchError, remove_search, save_search
+from ground.config import MAX_ROW_ID, Settings
+from ground.sources import load_sources
 from index.feedback import record_feedback
 from index.patterns import PatternLibrary, load_library
 from index.restricted import active_version, screener_for
 from index.screening import Screener
 from index.search import SearchEngine, SearchFilters, SearchPage, engine_for
 from index.store import SavedSearch, Store
-from loophole.config import MAX_ROW_ID, Settings
-from loophole.sources import load_sources
 from web import data
 from web.auth import ANONYMOUS, Principal, TokenCache, authenticate, csrf_token, is_loopback
 

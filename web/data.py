@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from ground.sources import Source
 from index.decision import DEFAULT_CUT
 from index.patterns import PatternLibrary
 from index.restricted import match_dict, matches_for
 from index.search import SearchEngine, SearchResult, highlight
 from index.store import Alert, CrawlRun, Detection, Document, Snapshot, Store
-from loophole.sources import Source
 
 ALERT_STATUSES = ("new", "confirmed", "dismissed")
 

@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.concurrency import run_in_threadpool
 
 from alerts.saved import list_searches
+from ground.config import MAX_ROW_ID
 from index.ranking import VIEWS
-from loophole.config import MAX_ROW_ID
 from web import data
 from web.app import (
     COOKIE,

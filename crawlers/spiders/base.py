@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Container, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import scrapy
+from pydantic import BaseModel, ConfigDict, ValidationError
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
+from crawlers.configured import crawl_settings
 from crawlers.items import PageItem
+from ground.config import ConfigError, Settings
+from ground.sources import Source, load_sources, seed_urls
 from index.store import Store
-from loophole.config import ConfigError, Settings, load_settings
-from loophole.sources import Source, load_sources, seed_urls
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +41,53 @@ def _headers(response: Response) -> dict[str, str]:
     return {k.decode("latin-1").lower(): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
 
 
+class SpiderOptions(BaseModel):
+    """A spider's ``options`` in sources.yaml. Each spider declares its own as a subclass (its
+    ``Options``), so a typo or a wrong type is an error naming the file, line and source, as in
+    every other section, instead of an option silently ignored."""
+
+    # Numbers become strings where a string is declared (a category code written unquoted).
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def spider_options(spider: type[SourceSpider], source: Source) -> SpiderOptions:
+    """``source.options`` read as ``spider``'s Options; ConfigError with the file, line and source id."""
+    try:
+        return spider.Options.model_validate(source.options)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(source.problem(("options", *error["loc"]), error["msg"])
+                                     for error in exc.errors())) from exc
+
+
 class SourceSpider(scrapy.Spider):
     """A spider bound to one entry of seeds/sources.yaml (``source_id``, default: its name)."""
 
     source_id: str = ""
     selectors: dict[str, str] = {}
+    # The options this spider reads (none here); subclasses declare theirs and narrow ``options``.
+    Options: ClassVar[type[SpiderOptions]] = SpiderOptions
+    options: SpiderOptions
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
         """The source's politeness overrides apply to this spider's crawler only."""
         super().update_settings(settings)
-        source = _registered_source(cls.source_id or cls.name)
+        source = _registered_source(crawl_settings(settings), cls.source_id or cls.name)
         if source is not None:
             settings.setdict(source.politeness.scrapy_settings(), priority="spider")
 
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
+        """The spider, given the Settings its crawl was started with (never the environment's)."""
+        return super().from_crawler(crawler, *args, config=crawl_settings(crawler.settings), **kwargs)
+
     def __init__(self, base_url: str | None = None, limit: str | int | None = None,
-                 source: str | None = None, **kwargs: Any) -> None:
+                 source: str | None = None, *, config: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_id = source or self.source_id or self.name
-        self.config = load_settings()
+        self.config = config
         self.source: Source = load_sources(self.config.sources_file)[self.source_id]
+        self.options = spider_options(type(self), self.source)
         self.mirror = base_url is not None
         self.base_url = (base_url or self.source.base_url).rstrip("/")
         self.allowed_domains = self._domains()
@@ -70,11 +98,6 @@ class SourceSpider(scrapy.Spider):
         self._walk_boundary: tuple[datetime | None] | None = None  # looked up once, on first use
 
     # -- configuration -------------------------------------------------------------------
-
-    @cached_property
-    def settings_obj(self) -> Settings:
-        configured = self.crawler.settings.get("LOOPHOLE_SETTINGS")
-        return configured if isinstance(configured, Settings) else self.config
 
     def _domains(self) -> list[str]:
         """The source's domains, the crawled host and the hosts of its seed URLs (a reseller list
@@ -111,7 +134,7 @@ class SourceSpider(scrapy.Spider):
         if search.watchlist_types:
             from index.entities import load_watchlist
 
-            watchlist = load_watchlist(self.settings_obj.watchlist_file)
+            watchlist = load_watchlist(self.config.watchlist_file)
             terms += [e.name for e in watchlist.entities if e.type in search.watchlist_types]
         return list(dict.fromkeys(terms))
 
@@ -136,8 +159,8 @@ class SourceSpider(scrapy.Spider):
         evaluates every property; opening (and migrating) the database there raced with the
         other crawler processes doing the same."""
         if self._store is None:
-            self.settings_obj.ensure_dirs()  # the first run of a fresh data directory starts here
-            self._store = Store(self.settings_obj.db_url)
+            self.config.ensure_dirs()  # the first run of a fresh data directory starts here
+            self._store = Store(self.config.db_url)
         return self._store
 
     def stored_among(self, urls: Iterable[str]) -> set[str]:
@@ -172,7 +195,7 @@ class SourceSpider(scrapy.Spider):
     def may_walk_to(self, page: int) -> bool:
         """Whether a list walk may fetch its page number ``page`` (0 is the first): a pager is not
         believed past ``crawl.max_list_pages`` (endless pagination, a calendar's endless "next")."""
-        cap = self.settings_obj.crawl.max_list_pages
+        cap = self.config.crawl.max_list_pages
         if page < cap:
             return True
         self.crawler.stats.inc_value("lists/pager_clamped")
@@ -264,7 +287,7 @@ class SourceSpider(scrapy.Spider):
             return item
         url, name = pending.pop(0)
         meta = {"item": item, "pending": pending, "name": name,
-                "download_maxsize": self.settings_obj.crawl.max_attachment_bytes}
+                "download_maxsize": self.config.crawl.max_attachment_bytes}
         # dont_filter: an attachment shared by two notices must still reach the second one's
         # callback, or that notice would wait forever and never be stored.
         return scrapy.Request(url, callback=self._attachment_done, errback=self._attachment_failed,
@@ -310,8 +333,8 @@ def last_crawl_finished(store: Store, source_id: str) -> datetime | None:
     return run.finished_at
 
 
-def _registered_source(source_id: str) -> Source | None:
+def _registered_source(config: Settings, source_id: str) -> Source | None:
     try:
-        return load_sources(load_settings().sources_file).get(source_id)
+        return load_sources(config.sources_file).get(source_id)
     except ConfigError:
         return None

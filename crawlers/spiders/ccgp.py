@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import scrapy
+from pydantic import Field
 from scrapy.http import Response
 
-from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, SpiderOptions
 
 # The arguments of a ``Pager({...})`` call, read at most PAGER_ARGS_CHARS far. Bounded, and size
 # and current looked up inside them separately: one pattern with two lazy ``[^}]*?`` runs took
@@ -69,8 +70,17 @@ def channel_fields(url: str) -> dict[str, str]:
     return {"scope": "central" if scope == "zygg" else "local", "channel": CHANNEL_TYPES.get(folder, folder)}
 
 
+class CcgpOptions(SpiderOptions):
+    attachment_url: str = "https://download.ccgp.gov.cn/oss/download?uuid={uuid}"   # with {uuid}
+    search_url: str = SEARCH_URL
+    max_pages: int = Field(50, ge=1)                    # per list walk (a channel, a search term)
+    all_channels: Literal["zygg", "dfgg"] | None = None  # walk every channel's list under this scope
+
+
 class CcgpSpider(SourceSpider):
     name = "ccgp"
+    Options = CcgpOptions
+    options: CcgpOptions
     selectors = {
         "title": "div.vF_detail_header h2, div.vT_detail_header h2, .vT-srch-result h2",
         "date": "#pubTime",
@@ -85,7 +95,7 @@ class CcgpSpider(SourceSpider):
         """The configured start paths, then, with ``all_channels: <scope>``, the list of every channel
         CCGP publishes under that scope (``CHANNEL_TYPES``): a channel nobody listed is walked too."""
         yield from super().start_urls_for_source()
-        scope = self.source.options.get("all_channels")
+        scope = self.options.all_channels
         if scope:
             yield from (self.url(f"/cggg/{scope}/{folder}/index.htm") for folder in CHANNEL_TYPES)
 
@@ -101,8 +111,7 @@ class CcgpSpider(SourceSpider):
 
     def _next_page(self, response: Response, page: int) -> str | None:
         pages = pager_size(response.text)
-        max_pages = int(self.source.options.get("max_pages", 50))
-        if pages is None or page + 1 >= min(pages, max_pages):
+        if pages is None or page + 1 >= min(pages, self.options.max_pages):
             return None
         return response.urljoin(f"index_{page + 1}.htm")
 
@@ -123,7 +132,7 @@ class CcgpSpider(SourceSpider):
         start = today - timedelta(days=self.source.search.days)
         params = {**DEFAULT_SEARCH, **self.source.search.params, "kw": term, "page_index": str(page),
                   "start_time": start.strftime("%Y:%m:%d"), "end_time": today.strftime("%Y:%m:%d")}
-        base = self.on_mirror(self.source.options.get("search_url", SEARCH_URL))
+        base = self.on_mirror(self.options.search_url)
         return f"{base}?{urlencode(params)}"
 
     def parse_search(self, response: Response, **kwargs: Any) -> Any:
@@ -131,8 +140,7 @@ class CcgpSpider(SourceSpider):
         yield from self.detail_requests(urls)
         pages = pager_size(response.text)
         page = response.meta["page"]  # 1-based here, as bxsearch counts
-        max_pages = int(self.source.options.get("max_pages", 50))
-        if self.walk_continues(urls, pages is not None and page < min(pages, max_pages), page):
+        if self.walk_continues(urls, pages is not None and page < min(pages, self.options.max_pages), page):
             term = response.meta["term"]
             yield self.list_request(self.search_url(term, page + 1), callback_name="search", term=term,
                                     page=page + 1, **NEXT_LIST_PAGE)
@@ -145,8 +153,7 @@ class CcgpSpider(SourceSpider):
 
     def attachment_links(self, response: Response) -> list[tuple[str, str]]:
         """(url, file name): bizDownload uuids first, then plain links to documents on the page."""
-        template = self.on_mirror(self.source.options.get(
-            "attachment_url", "https://download.ccgp.gov.cn/oss/download?uuid={uuid}"))
+        template = self.on_mirror(self.options.attachment_url)
         links = []
         for anchor in response.css("a.bizDownload"):
             uuid = anchor.attrib.get("id", "").strip()
@@ -157,4 +164,4 @@ class CcgpSpider(SourceSpider):
             if _ATTACHMENT_SUFFIX.search(urlsplit(href).path):
                 links.append((response.urljoin(href), anchor.xpath("string()").get("").strip() or href))
         unique = list(dict.fromkeys(links))
-        return unique[: self.settings_obj.crawl.max_attachments_per_page]
+        return unique[: self.config.crawl.max_attachments_per_page]

@@ -49,15 +49,15 @@ class DiscoverySpider(SourceSpider):
 
     @cached_property
     def queue(self) -> HostQueue:
-        return HostQueue(self.open_store(), self.source_id, self.settings_obj.discovery,
-                         self.settings_obj.crawl.block_backoff_minutes)
+        return HostQueue(self.open_store(), self.source_id, self.config.discovery,
+                         self.config.crawl.block_backoff_minutes)
 
     async def start(self) -> Any:
         """Every search first; the hosts are visited once all answers are in, so that a host named
         by several searches is visited once, with every page they found on it."""
         self.queue.refresh_flags()
         searches = [(term, page) for term in self.search_terms()
-                    for page in range(1, self.settings_obj.discovery.result_pages + 1)]
+                    for page in range(1, self.config.discovery.result_pages + 1)]
         self.searches_left = len(searches)
         for term, page in searches:
             yield self.search_request(term, page)
@@ -68,7 +68,7 @@ class DiscoverySpider(SourceSpider):
     # -- search ------------------------------------------------------------------------------
 
     def search_request(self, term: str, page: int) -> scrapy.Request:
-        return scrapy.Request(self.url(searxng_query(term, page, self.settings_obj.discovery)), callback=self.parse,
+        return scrapy.Request(self.url(searxng_query(term, page, self.config.discovery)), callback=self.parse,
                               errback=self.search_failed, meta={"term": term, "handle_httpstatus_list": [403]},
                               dont_filter=True)
 
@@ -123,7 +123,7 @@ class DiscoverySpider(SourceSpider):
         fetched one page at a time and a block page ends its visit."""
         if not visit.urls:
             return
-        if not visit.recrawl and self.new_hosts >= self.settings_obj.discovery.max_new_hosts_per_run:
+        if not visit.recrawl and self.new_hosts >= self.config.discovery.max_new_hosts_per_run:
             self.crawler.stats.inc_value("discovery/hosts_left_queued")
             return  # stays queued for the next run
         self.new_hosts += 0 if visit.recrawl else 1

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import scrapy
+from pydantic import Field
 from scrapy.http import Response
 
-from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, as_count
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, SpiderOptions, as_count
 
 DEFAULT_API = "/inteligentsearch/rest/esinteligentsearch/getFullTextDataNew"
 
@@ -32,12 +33,21 @@ def record_fields(record: dict[str, Any]) -> dict[str, Any]:
     return {ours: str(record[theirs]) for theirs, ours in names.items() if record.get(theirs)}
 
 
+class EpointOptions(SpiderOptions):
+    api: str = DEFAULT_API
+    categories: list[str] = ["003001001"]   # categorynum codes
+    rows: int = Field(20, ge=1)             # page size
+    max_pages: int = Field(20, ge=1)
+
+
 class EpointSpider(SourceSpider):
     name = "epoint"
+    Options = EpointOptions
+    options: EpointOptions
     selectors = {"title": "h2.ewb-trade-h", "date": "div.ewb-trade-info", "body": "div.ewb-trade-con"}
 
     async def start(self) -> Any:
-        for category in self.source.options.get("categories", ["003001001"]):
+        for category in self.options.categories:
             yield self.api_request(category, page=0)
         for request in self.search_requests():
             yield request
@@ -47,7 +57,7 @@ class EpointSpider(SourceSpider):
             yield self.api_request("", page=0, term=term)
 
     def api_body(self, category: str, page: int, term: str = "") -> dict[str, Any]:
-        rows = int(self.source.options.get("rows", 20))
+        rows = self.options.rows
         days = self.source.search.days if self.source.search else 30
         today = datetime.now(UTC).date()
         condition = [{"fieldName": "categorynum", "equal": category, "isLike": True, "likeType": 2}] if category else []
@@ -58,7 +68,7 @@ class EpointSpider(SourceSpider):
 
     def api_request(self, category: str, page: int, term: str = "") -> scrapy.Request:
         body = json.dumps(self.api_body(category, page, term), ensure_ascii=False)
-        return scrapy.Request(self.url(self.source.options.get("api", DEFAULT_API)), method="POST", body=body,
+        return scrapy.Request(self.url(self.options.api), method="POST", body=body,
                               headers={"Content-Type": "application/json;charset=UTF-8"}, callback=self.parse,
                               meta={"category": category, "page": page, "term": term,
                                     **(NEXT_LIST_PAGE if page else {})}, dont_filter=True)
@@ -74,9 +84,9 @@ class EpointSpider(SourceSpider):
         urls = [self.url(str(record.get("linkurl", ""))) for record in records]
         yield from self.detail_requests(urls, per_url=[{"fields": record_fields(record)} for record in records])
         meta = response.meta
-        rows = int(self.source.options.get("rows", 20))
+        rows = self.options.rows
         more = (meta["page"] + 1) * rows < as_count(result.get("totalcount"))
-        if self.walk_continues(urls, more and meta["page"] + 1 < int(self.source.options.get("max_pages", 20)),
+        if self.walk_continues(urls, more and meta["page"] + 1 < self.options.max_pages,
                                meta["page"] + 1):
             yield self.api_request(meta["category"], meta["page"] + 1, meta["term"])
 

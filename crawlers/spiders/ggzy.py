@@ -26,9 +26,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
+from pydantic import Field
 from scrapy.http import Response
 
-from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, as_count
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, SpiderOptions, as_count
 
 LIST_API = "/information/pubTradingInfo/getTradList"
 BLOCK_CODES = {829: "验证码 (the list API asks for a captcha, code 829)",
@@ -43,8 +44,18 @@ def record_fields(record: dict[str, Any]) -> dict[str, str]:
     return {ours: str(record[theirs]).strip() for theirs, ours in RECORD_FIELDS.items() if record.get(theirs)}
 
 
+class GgzyOptions(SpiderOptions):
+    classify: str = "02"          # DEAL_CLASSIFY
+    stage: str = "0200"           # DEAL_STAGE
+    source_type: str = "1"        # SOURCE_TYPE
+    days: int | None = Field(None, ge=1)   # the list window; None: the search's days, else 3
+    max_pages: int = Field(20, ge=1)
+
+
 class GgzySpider(SourceSpider):
     name = "ggzy"
+    Options = GgzyOptions
+    options: GgzyOptions
     selectors = {"title": "h4.h4_o", "date": "p.p_o", "body": "#mycontent"}
 
     async def start(self) -> Any:
@@ -56,14 +67,14 @@ class GgzySpider(SourceSpider):
         return (self.list_request_for(term, page=1) for term in self.search_terms())
 
     def form(self, term: str, page: int) -> dict[str, str]:
-        options = self.source.options
-        days = int(options.get("days", self.source.search.days if self.source.search else 3))
+        options = self.options
+        days = options.days or (self.source.search.days if self.source.search else 3)
         today = datetime.now(UTC).date()
         begin = str(today - timedelta(days=days))
         return {"TIMEBEGIN_SHOW": begin, "TIMEEND_SHOW": str(today), "TIMEBEGIN": begin, "TIMEEND": str(today),
-                "DEAL_TIME": "06", "SOURCE_TYPE": str(options.get("source_type", "1")),
-                "DEAL_CLASSIFY": str(options.get("classify", "02")),
-                "DEAL_STAGE": str(options.get("stage", "0200")), "DEAL_PROVINCE": "0", "DEAL_CITY": "0",
+                "DEAL_TIME": "06", "SOURCE_TYPE": options.source_type,
+                "DEAL_CLASSIFY": options.classify,
+                "DEAL_STAGE": options.stage, "DEAL_PROVINCE": "0", "DEAL_CITY": "0",
                 "DEAL_PLATFORM": "0", "BID_PLATFORM": "0", "DEAL_TRADE": "0", "isShowAll": "1",
                 "PAGENUMBER": str(page), "FINDTXT": term}
 
@@ -90,7 +101,7 @@ class GgzySpider(SourceSpider):
         urls = [self.notice_url(str(record["url"])) for record in records]
         yield from self.detail_requests(urls, per_url=[{"fields": record_fields(r)} for r in records])
         page = response.meta["page"]
-        more = page < min(as_count(data.get("pages")), int(self.source.options.get("max_pages", 20)))
+        more = page < min(as_count(data.get("pages")), self.options.max_pages)
         if self.walk_continues(urls, more, page):
             yield self.list_request_for(response.meta["term"], page + 1)
 

@@ -16,16 +16,23 @@ import scrapy
 from scrapy.http import Response
 from scrapy_playwright.page import PageMethod
 
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import SourceSpider, SpiderOptions
+
+
+class JsPortalOptions(SpiderOptions):
+    list_links: str = "#notice-list a"        # CSS for notice links
+    rendered: str = "body[data-rendered]"     # CSS that exists once a notice is rendered
 
 
 class JsPortalSpider(SourceSpider):
     name = "js_portal"
+    Options = JsPortalOptions
+    options: JsPortalOptions
     selectors = {"title": "h1.notice-title", "date": ".notice-meta .date", "body": "div.notice-meta, div.notice-body"}
 
     @property
     def links_css(self) -> str:
-        return str(self.source.options.get("list_links", "#notice-list a"))
+        return self.options.list_links
 
     def list_request(self, url: str, **meta: Any) -> scrapy.Request:
         return scrapy.Request(url, callback=self.parse, meta={**self._wait_for(self.links_css), **meta})
@@ -37,7 +44,7 @@ class JsPortalSpider(SourceSpider):
         return {"playwright": True, "playwright_page_methods": methods}
 
     def parse(self, response: Response, **kwargs: Any) -> Any:
-        rendered = str(self.source.options.get("rendered", "body[data-rendered]"))
+        rendered = self.options.rendered
         urls = [response.urljoin(href) for href in response.css(f"{self.links_css}::attr(href)").getall()]
         yield from self.detail_requests(urls, **self._wait_for(rendered, screenshot=True))
 

@@ -6,8 +6,8 @@ Listing pages present these as label/value pairs (``h4`` + ``p`` in a side panel
 and a plans table; the label names are mapped to our field names below. Pages rendered by
 JavaScript set ``browser: true`` in sources.yaml and go through Chromium.
 
-Options: ``search_url`` (path with ``{term}``, e.g. ``/marketplace/apps?search={term}``),
-``listing_links`` (CSS for result links, default: links under the source's ``follow`` paths).
+Options: ``search_url`` (path with ``{term}``, e.g. ``/marketplace/apps?search={term}``); result
+links are those under the source's ``follow`` paths.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import scrapy
 from parsel import Selector
 from scrapy.http import Response
 
+from crawlers.spiders.base import SpiderOptions
 from crawlers.spiders.site import SiteSpider
 
 _LABELS = {
@@ -91,11 +92,17 @@ def listing_fields(page: Selector) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value}
 
 
+class MarketplaceOptions(SpiderOptions):
+    search_url: str | None = None   # path with {term}; None: no search, the start pages only
+
+
 class MarketplaceSpider(SiteSpider):
     name = "marketplace"
+    Options = MarketplaceOptions
+    options: MarketplaceOptions
 
     def search_requests(self) -> Iterable[scrapy.Request]:
-        template = self.source.options.get("search_url")
+        template = self.options.search_url
         if not template:
             return
         for term in self.search_terms():

@@ -25,9 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 import scrapy
+from pydantic import Field
 from scrapy.http import JsonRequest, Response
 
-from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, as_count
+from crawlers.spiders.base import NEXT_LIST_PAGE, SourceSpider, SpiderOptions, as_count
 from extract.jsondoc import date_text
 
 DEFAULT_API = "/portal/all"
@@ -42,18 +43,28 @@ def record_fields(record: dict[str, Any]) -> dict[str, str]:
     return {**fields, "date_published": published} if published else fields
 
 
+class ZcyOptions(SpiderOptions):
+    api: str = DEFAULT_API                 # /portal/all, or /portal/category (with categories)
+    categories: list[str] = [""]
+    days: int | None = Field(None, ge=1)   # the list window; None: the search's days, else 3
+    rows: int = Field(15, ge=1)
+    max_pages: int = Field(20, ge=1)
+
+
 class ZcySpider(SourceSpider):
     name = "zcy"
+    Options = ZcyOptions
+    options: ZcyOptions
     selectors = {"title": "json:result.data.title", "date": "json:result.data.publishDate",
                  "body": "json:result.data.content"}
 
     @property
     def api(self) -> str:
-        return str(self.source.options.get("api", DEFAULT_API))
+        return self.options.api
 
     async def start(self) -> Any:
-        for category in self.source.options.get("categories", [""]):
-            yield self.list_request_for(str(category), "", page=1)
+        for category in self.options.categories:
+            yield self.list_request_for(category, "", page=1)
         for request in self.search_requests():
             yield request
 
@@ -61,10 +72,10 @@ class ZcySpider(SourceSpider):
         return (self.list_request_for("", term, page=1) for term in self.search_terms())
 
     def body(self, category: str, term: str, page: int) -> dict[str, Any]:
-        days = int(self.source.options.get("days", self.source.search.days if self.source.search else 3))
+        days = self.options.days or (self.source.search.days if self.source.search else 3)
         today = datetime.now(UTC).date()
         begin, end = today - timedelta(days=days), today + timedelta(days=1)
-        rows = int(self.source.options.get("rows", 15))
+        rows = self.options.rows
         if self.api.endswith("/category"):
             return {"pageNo": page, "pageSize": rows, "categoryCode": category or "ZcyAnnouncement",
                     "publishDateBegin": str(begin), "publishDateEnd": str(today), "keyword": term}
@@ -87,9 +98,8 @@ class ZcySpider(SourceSpider):
             return
         urls = [self.url(f"/portal/detail?articleId={quote(str(r['articleId']), safe='')}") for r in records]
         yield from self.detail_requests(urls, per_url=[{"fields": record_fields(r)} for r in records])
-        meta, rows = response.meta, int(self.source.options.get("rows", 15))
-        more = meta["page"] * rows < as_count(data.get("total")) and meta["page"] < int(
-            self.source.options.get("max_pages", 20))
+        meta, rows = response.meta, self.options.rows
+        more = meta["page"] * rows < as_count(data.get("total")) and meta["page"] < self.options.max_pages
         if self.walk_continues(urls, more, meta["page"]):
             yield self.list_request_for(meta["category"], meta["term"], meta["page"] + 1)
 

@@ -1,4 +1,5 @@
-"""Alembic environment: the URL comes from loophole.config (or the caller's connection).
+"""Alembic environment: the caller's connection (index.migrate), else ``sqlalchemy.url``, else the
+configured database (ground.config) for the ``alembic`` command line.
 
 ``Store`` runs ``upgrade head`` itself on open; the ``alembic`` command line (alembic.ini at the
 repository root) serves developers writing a new revision::
@@ -32,9 +33,12 @@ def run() -> None:
     if connection is not None:
         _configure(connection)
         return
-    from loophole.config import load_settings
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:  # the `alembic` command line is an entry point of its own: the configured database
+        from ground.config import load_settings
 
-    engine = make_plain_engine(load_settings().db_url)
+        url = load_settings().db_url
+    engine = make_plain_engine(url)
     with engine.connect() as conn:
         _configure(conn)
     engine.dispose()

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from loophole.config import SEEDS_DIR, child_environment
+from ground.config import SEEDS_DIR, child_environment
 from loophole.webserver import free_port
 from tests.bench import wait_for_port
 
@@ -146,9 +146,9 @@ def served(site: Path) -> Iterator[str]:
 
 
 def stage_crawl(work: Path, browser: bool) -> list[Row]:
-    from loophole.config import load_settings
+    from ground.config import load_settings
+    from ground.sources import load_sources
     from loophole.crawl import CrawlJob, run_crawl
-    from loophole.sources import load_sources
 
     count = 60 if browser else 2000
     site = work / ("site-browser" if browser else "site-static")
@@ -210,10 +210,10 @@ def stage_extract_embed(work: Path) -> list[Row]:
 
 
 def stage_ingest(work: Path) -> list[Row]:
+    from ground.config import load_settings
     from index.detect import PageFacts
     from index.entities import load_watchlist
     from index.evidence import PageGenre
-    from loophole.config import load_settings
     from loophole.pipeline import Monitor, RawPage
 
     settings = load_settings()
@@ -280,8 +280,8 @@ def exact_top10(data: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def stage_build(work: Path, count: int) -> list[Row]:
+    from ground.config import load_settings
     from index.vectors import VectorIndex
-    from loophole.config import load_settings
 
     anchors = np.load(work / "anchors.npy")
     data = synthetic_vectors(anchors, count, seed=1)
@@ -301,8 +301,8 @@ def stage_build(work: Path, count: int) -> list[Row]:
 
 
 def stage_search(work: Path, count: int) -> list[Row]:
+    from ground.config import load_settings
     from index.vectors import VectorIndex
-    from loophole.config import load_settings
 
     queries, truth = np.load(work / f"queries-{count}.npy"), np.load(work / f"truth-{count}.npy")
     before = rss_mb()
@@ -344,7 +344,7 @@ def _ensure_pages(settings: Any) -> int:
 def stage_web_search(work: Path) -> list[Row]:
     """50 API clients searching for 60 s through ``loophole serve`` (tests.bench.loadtest): the usual
     mix of 24 queries asked again and again, then every query new (no cache helps)."""
-    from loophole.config import load_settings
+    from ground.config import load_settings
     from tests.bench.loadtest import load_test
 
     settings = load_settings()

@@ -33,7 +33,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from loophole.config import child_environment
+from ground.config import child_environment
 from loophole.webserver import free_port
 from tests.bench import wait_for_port
 
@@ -178,8 +178,8 @@ def run_load(base_url: str, token: str, clients: int = 50, seconds: float = 60.0
 
 def load_test(home: Path, clients: int = 50, seconds: float = 60.0, distinct: bool = False) -> LoadResult:
     """Serve ``home`` (a data directory with indexed pages) and run the load as a viewer made for it."""
+    from ground.config import load_settings
     from index.store import Store
-    from loophole.config import load_settings
     from web.auth import add_user, remove_user
 
     store, name = Store(load_settings(home=home).db_url), f"loadtest-{time.time_ns()}"

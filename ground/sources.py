@@ -14,9 +14,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from loophole.config import ConfigError, Settings, check_timezone, read_yaml_mapping, yaml_line
+from ground.config import ConfigError, Settings, check_timezone, read_yaml_mapping, yaml_line
 
 SourceKind = Literal["procurement", "vendor", "marketplace", "reseller", "news"]
 # The 31 provincial-level divisions of the mainland, by the short names portals use. A source's
@@ -71,7 +71,9 @@ class Source(_Strict):
     timezone: str = "Asia/Shanghai"        # ... in this time zone (the portals' own clock)
     allowed_domains: list[str] = []
     politeness: Politeness = Politeness()
-    options: dict[str, Any] = {}           # spider-specific settings (documented in each spider)
+    # Spider-specific settings, checked against the spider's own typed Options when the spider is
+    # chosen (crawlers.spiders.registry): ground knows no spiders, so here they stay as written.
+    options: dict[str, Any] = {}
     demo: bool = False                     # part of the local mock web served by `loophole demo`
     scheduled: bool = True                 # crawled on `schedule` by `loophole run` (see scheduled_sources)
     allow_private: bool = False            # may follow links to private/loopback addresses (tests, intranets)
@@ -96,6 +98,20 @@ class Source(_Strict):
         if any(name not in (*PROVINCES, ALL_PROVINCES, CENTRAL) for name in value):
             raise ValueError(f"unknown province (use {ALL_PROVINCES!r}, {CENTRAL!r} or a short name: 江苏, 内蒙古)")
         return value
+
+    # Where the entry was read: (sources file, index in its list), so that a check made later (the
+    # spider's options) names the file and line as load_sources does.
+    _origin: tuple[Path, int] | None = PrivateAttr(None)
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> str:
+        """``file:line: field sources.N.<loc> (source id=ID): message``, the form of load_sources's
+        errors, for a field of this entry found wrong after loading."""
+        if self._origin is None:
+            return f"field {'.'.join(map(str, loc))} (source id={self.id}): {message}"
+        path, index = self._origin
+        full = ("sources", index, *loc)
+        line = yaml_line(path, full) if path.exists() else None
+        return f"{path}{f':{line}' if line else ''}: field {'.'.join(map(str, full))} (source id={self.id}): {message}"
 
     def covers(self, province: str) -> bool:
         return province in self.provinces or (ALL_PROVINCES in self.provinces and province in PROVINCES)
@@ -153,6 +169,8 @@ def load_sources(path: Path) -> dict[str, Source]:
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise ConfigError(f"{path}: duplicate source ids: {', '.join(sorted(duplicates))}")
+    for index, source in enumerate(parsed.sources):
+        source._origin = (path, index)
     for source in parsed.sources:
         if source.seeds_file and not (path.parent / source.seeds_file).is_file():
             raise ConfigError(f"{path}: source {source.id} field seeds_file: no such file {source.seeds_file}")
