@@ -55,10 +55,22 @@ def serving(server: ServerT, name: str = "loopback-web") -> Iterator[ServerT]:
         thread.join(timeout=5)
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """http.server's threading server with a listen backlog a crawler cannot overflow.
+
+    A crawl opens up to 16 connections to one host at once; http.server listens with a backlog
+    of 5, and when the accept queue is full under load the kernel may drop or reset a connection
+    (the likely cause of a rare download error in loopback crawls). Threads are daemons so a
+    stuck client never holds the process open.
+    """
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @contextmanager
 def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``root`` in a background thread; yields the base URL (``http://127.0.0.1:PORT``)."""
-    server = ThreadingHTTPServer((host, port), partial(_Handler, directory=str(root)))
-    server.daemon_threads = True
+    server = LoopbackHTTPServer((host, port), partial(_Handler, directory=str(root)))
     with serving(server, "demo-web"):
         yield f"http://{host}:{server.server_address[1]}"

@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from index.store import Alert, CrawlRun, Document, Store
-from loophole.webserver import free_port, serving
+from loophole.webserver import LoopbackHTTPServer, free_port, serving
 
 SENTENCE = "采购4张NVIDIA A100 GPU卡用于人脸识别和车辆识别分析平台建设。"
 TEXT = ("沅州市公安局视频智能分析平台采购项目。项目编号：YZGA-2026-018。采购人：沅州市公安局。"
@@ -69,7 +69,7 @@ def webhook_receiver() -> Iterator[tuple[list[dict[str, Any]], int]]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "webhook") as server:
+    with serving(LoopbackHTTPServer(("127.0.0.1", 0), Handler), "webhook") as server:
         yield received, server.server_address[1]
 
 

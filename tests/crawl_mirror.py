@@ -15,12 +15,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from loophole.webserver import serving
+from loophole.webserver import LoopbackHTTPServer, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,8 +75,7 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serve_mirror(mirror: Mirror, host: str = "127.0.0.1") -> Iterator[Mirror]:
     """Serve on ``host`` (any 127.x address is loopback: several "sites" on one machine)."""
-    server = ThreadingHTTPServer((host, 0), _handler(mirror))
-    server.daemon_threads = True
+    server = LoopbackHTTPServer((host, 0), _handler(mirror))
     with serving(server, "crawl-mirror"):
         mirror.base_url = f"http://{host}:{server.server_address[1]}"
         yield mirror

@@ -12,10 +12,10 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from loophole.webserver import serving
+from loophole.webserver import LoopbackHTTPServer, serving
 
 GOOD_TITLES = {
     1: "沅州市公安局视频智能分析平台采购项目公开招标公告",
@@ -222,7 +222,7 @@ ROUTES: dict[str, Callable[[HostileHandler], None]] = {
 }
 
 
-class HostileServer(ThreadingHTTPServer):
+class HostileServer(LoopbackHTTPServer):
     daemon_threads = True
     hits: list[str]
     bomb: bytes

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import yaml
 
 from crawlers.frontier import FrontierKeys
 from ground.config import Settings
-from loophole.webserver import serving
+from loophole.webserver import LoopbackHTTPServer, serving
 from tests.conftest import ROOT, cli_env
 from tests.services import REDIS_URL
 
@@ -68,8 +68,7 @@ def all_pages() -> set[str]:
 def counting_site() -> Iterator[tuple[str, Counter[str]]]:
     counts: Counter[str] = Counter()
     handler = type("Handler", (_CountingSite,), {"counts": counts, "lock": threading.Lock()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = LoopbackHTTPServer(("127.0.0.1", 0), handler)
     with serving(server, "counting-site"):
         yield f"http://127.0.0.1:{server.server_address[1]}", counts
 
@@ -220,8 +219,7 @@ def test_second_worker_gets_work_on_a_small_site(tmp_path: Path, redis_prefix: s
     counts: Counter[str] = Counter()
     release = threading.Event()
     handler = type("Handler", (_SmallSite,), {"counts": counts, "lock": threading.Lock(), "release": release})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = LoopbackHTTPServer(("127.0.0.1", 0), handler)
     sources = {"sources": [{"id": SOURCE, "kind": "vendor", "spider": "site", "base_url": "http://small.invalid",
                             "start": ["/list.html"], "follow": ["/p/"]}]}
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump(sources), encoding="utf-8")
