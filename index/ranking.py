@@ -124,7 +124,8 @@ class PatternAffinity:
     """How much a query is about each pattern. Two readings, added: its cosine with each pattern's
     centroid (its description and the mean of its examples), sharpened by a softmax and scaled
     down when the query is near none of them (a model number, a company name); and the entity types
-    its examples name often, when the query names two of them (a police buyer and a US chip).
+    its examples name often, when the query names two of them (a police buyer and a US chip) or
+    one that no other pattern's examples name often.
     The names settle what the wording leaves close ("a government buyer subscribes to Bedrock"
     reads much like a reseller's offer)."""
 
@@ -132,6 +133,10 @@ class PatternAffinity:
         self.ids = [pattern.id for pattern in library.patterns]
         self.watchlist = watchlist
         self.cues = [frequent_types(pattern.examples, watchlist) for pattern in library.patterns]
+        # A type only one pattern's examples name often (a reseller's "through a Hong Kong entity")
+        # points at that pattern on its own; shared ones (a US cloud) need a second.
+        self.own_cues = [cues - set().union(*(other for other in self.cues if other is not cues))
+                         for cues in self.cues]
         centroids = []
         for pattern in library.patterns:
             description = embedder.encode([pattern.description])[0]
@@ -152,8 +157,8 @@ class PatternAffinity:
 
     def _named_cues(self, text: str) -> np.ndarray:
         types = {hit.type for hit in self.watchlist.find(text)} if self.watchlist and text else set()
-        return np.array([bool(cues) and len(cues & types) >= min(2, len(cues)) for cues in self.cues],
-                        dtype=np.float64)
+        return np.array([bool(cues) and (len(cues & types) >= min(2, len(cues)) or bool(own & types))
+                         for cues, own in zip(self.cues, self.own_cues, strict=True)], dtype=np.float64)
 
 
 CUE_SHARE = 0.4   # a type named by this share of a pattern's examples is one of its cues

@@ -133,7 +133,7 @@ def test_evidence_comes_first_on_the_dev_corpus(corpus_engine: SearchEngine) -> 
     labels = {label.url: label for _, label in read_folder(DEV_CORPUS)}
     report = evidence_report(corpus_engine, QUERY_SETS / "tuning.yaml", labels)
     print(json.dumps(report, indent=1))
-    for lang, floor in (("en", 0.80), ("zh", 0.85)):          # measured 0.873 / 0.900
+    for lang, floor in (("en", 0.80), ("zh", 0.85)):          # measured 0.833 / 0.887
         mine, baseline = report[EVIDENCE][lang], report[BASELINE][lang]
         assert mine["precision@10"] >= floor, report
         assert mine["precision@10"] >= baseline["precision@10"] + 0.4, report
@@ -152,7 +152,7 @@ def test_evidence_comes_first_on_pages_it_was_never_set_on(held_out: tuple[Searc
     engine, labels = held_out
     report = evidence_report(engine, QUERY_SETS / "queries.yaml", labels)
     print(json.dumps(report, indent=1))
-    for lang in ("en", "zh"):                                   # measured 0.930 / 0.930 (README)
+    for lang in ("en", "zh"):                                   # measured 0.965 / 0.940 (README)
         mine, baseline = report[EVIDENCE][lang], report[BASELINE][lang]
         assert mine["precision@10"] >= 0.85 and mine["worst"] >= 0.5, report
         assert mine["precision@10"] >= baseline["precision@10"] + 0.4, report
