@@ -1,14 +1,11 @@
-"""A static web server on loopback for the demo's mock web and for tests, and port helpers.
+"""A static web server on loopback for the demo's mock web and for tests.
 
 Files are served as bytes, exactly as written (a GBK page stays GBK); the query string is
 ignored so that ``detail.html?id=3`` serves ``detail.html`` and its script reads the id.
-:func:`free_port` serves every loopback server started elsewhere (tests, ``make bench``, the
-web load test) that needs its port number before it listens.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +14,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import BaseServer
 from typing import Any, TypeVar
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, for a server that must be told its port (not 0) up front."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class _Handler(SimpleHTTPRequestHandler):

@@ -16,7 +16,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from index.store import Alert, CrawlRun, Document, Store
-from loophole.webserver import LoopbackHTTPServer, free_port, serving
+from loophole.webserver import LoopbackHTTPServer, serving
+from tests.ports import free_port
 
 SENTENCE = "采购4张NVIDIA A100 GPU卡用于人脸识别和车辆识别分析平台建设。"
 TEXT = ("沅州市公安局视频智能分析平台采购项目。项目编号：YZGA-2026-018。采购人：沅州市公安局。"

@@ -212,7 +212,7 @@ def test_webhook_gets_json_via_apprise_once(home: Path, smtp: tuple[Inbox, int])
 
 
 def test_unreachable_webhook_keeps_alerts_pending(home: Path, smtp: tuple[Inbox, int]) -> None:
-    from loophole.webserver import free_port
+    from tests.ports import free_port
 
     _, port = smtp
     settings = configure(home, port, recipients=[], apprise=[f"json://127.0.0.1:{free_port()}/hook"])

@@ -28,8 +28,8 @@ from sqlalchemy import select
 from ground.config import Settings, load_settings
 from index.store import Alert, Delivery, Document, Store
 from loophole.notify import deliver_digest
-from loophole.webserver import free_port
 from tests.conftest import ROOT, cli_env
+from tests.ports import free_port
 from tests.test_end_to_end import Inbox
 
 SEED = 8

@@ -18,8 +18,8 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from loophole.webserver import free_port
 from tests.conftest import DEMO_WEB, ROOT, cli_env
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium is missing")]

@@ -22,8 +22,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from alerts.delivery import DeliveryError
 from ground.config import ConfigError, Settings, load_settings
 from loophole.notify import deliver_digest
-from loophole.webserver import free_port
 from tests.conftest import ROOT, cli_env
+from tests.ports import free_port
 from tests.test_crash_digest import add_alerts
 from tests.test_end_to_end import Inbox
 

@@ -16,8 +16,8 @@ import uvicorn
 from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
 from ground.config import BrowserSettings
-from loophole.webserver import free_port
 from tests.conftest import DEV_CORPUS, needs
+from tests.ports import free_port
 from tests.web_support import HOSTILE_TITLE, WebHome, build_web_home
 from web.app import create_app
 

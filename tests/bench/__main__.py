@@ -32,8 +32,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from ground.config import SEEDS_DIR, child_environment
-from loophole.webserver import free_port
-from tests.bench import wait_for_port
+from tests.ports import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT.parent / "shared" / "corpus" / "dev"

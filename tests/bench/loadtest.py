@@ -34,8 +34,7 @@ import aiohttp
 import numpy as np
 
 from ground.config import child_environment
-from loophole.webserver import free_port
-from tests.bench import wait_for_port
+from tests.ports import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT = 60.0      # seconds; longer than any queue the server should build
