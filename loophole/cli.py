@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ground.config import MAX_ROW_ID, ConfigError, Settings
 from loophole import cli_alerts, cli_lists, cli_web
-from loophole.cli_common import command_settings
+from loophole.cli_common import command_settings, fail
 
 if TYPE_CHECKING:
     from ground.sources import Source
@@ -26,11 +26,6 @@ cli_web.register(app)  # serve, users, search
 cli_lists.register(app)  # lists update/versions, screen
 console = Console(stderr=True)
 PAGE_SUFFIXES = {".html", ".htm", ".xhtml"}
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -46,7 +41,7 @@ def _page_files(paths: list[Path]) -> Iterator[tuple[Path, str]]:
             yield path, path.resolve().as_uri()
             continue
         if not path.is_dir():
-            raise _fail(f"{path}: no such file or folder")
+            raise fail(f"{path}: no such file or folder")
         urls = {}
         labels = path / "labels.jsonl"
         if labels.exists():
@@ -75,7 +70,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Saved pages or fold
         monitor.check_patterns()
     except ConfigError as exc:
         monitor.close()
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     files = list(_page_files(paths))
     pages = (RawPage(url=url, body=file.read_bytes(), source="local") for file, url in files)
     counts: dict[str, int] = {}
@@ -103,7 +98,7 @@ def _checked_sources(settings: Settings) -> dict[str, Source]:
         registry = load_sources(settings.sources_file)
         check_sources(registry.values())
     except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     return registry
 
 
@@ -122,7 +117,7 @@ def crawl(source: Annotated[list[str], typer.Argument(help="Source ids from seed
     sources = _checked_sources(settings)
     unknown = [name for name in source if name not in sources]
     if unknown:
-        raise _fail(f"unknown source {', '.join(map(repr, unknown))}; known: {', '.join(sources)}")
+        raise fail(f"unknown source {', '.join(map(repr, unknown))}; known: {', '.join(sources)}")
     overrides = {"DOWNLOAD_DELAY": delay} if delay is not None else {}
     stats = run_crawl(settings, [CrawlJob(sources[name], base_url, limit, force) for name in source], overrides)
     _print_crawl_table(stats)
@@ -209,12 +204,12 @@ def evidence(doc_id: Annotated[int | None, typer.Argument(help="Document id (see
         typer.echo(result.line())
         raise typer.Exit(0 if result.ok else 1)
     if doc_id is None:
-        raise _fail("give a document id (or --verify FILE)")
+        raise fail("give a document id (or --verify FILE)")
     target = out or Path(f"evidence-{doc_id}.zip")
     try:
         written = write_bundle(command_settings(), doc_id, target)
     except (EvidenceError, OSError) as exc:
-        raise _fail(str(exc), code=1) from exc
+        raise fail(str(exc), code=1) from exc
     typer.echo(f"{target}: {len(written.manifest['files'])} files (the captures also as WARC in capture.warc.gz); "
                f"manifest SHA-256 {written.manifest_sha256}, recorded in the store: keep it with the bundle")
 
@@ -256,7 +251,7 @@ def digest(send: Annotated[bool, typer.Option("--send", help="Deliver (SMTP, els
     try:
         report = deliver_digest(settings, out)
     except (DeliveryError, OSError) as exc:
-        raise _fail(f"{exc}; alerts stay unsent", code=1) from exc
+        raise fail(f"{exc}; alerts stay unsent", code=1) from exc
     for line in report.lines() or ["no subscription has a channel: nothing delivered"]:
         typer.echo(f"digest {line}")
 
@@ -272,7 +267,7 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
     try:
         result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json)
     except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))   # the contract in spec/design.md, nothing more
         return
@@ -308,14 +303,14 @@ def feedback(doc_id: Annotated[int, typer.Argument(help="Document id (see `looph
     from index.store import Store
 
     if confirm == dismiss:
-        raise _fail("give exactly one of --confirm or --dismiss")
+        raise fail("give exactly one of --confirm or --dismiss")
     settings = command_settings()
     settings.ensure_dirs()
     store = Store(settings.db_url)
     try:
         record_feedback(store, doc_id, "confirm" if confirm else "dismiss", pattern, note)
     except FeedbackError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         store.close()
     typer.echo(f"recorded: document {doc_id} {'confirmed' if confirm else 'dismissed'}"
@@ -340,7 +335,7 @@ def calibrate(folders: Annotated[list[Path] | None,
     try:
         calibrated = run_calibration(settings, folders or [], use_feedback, out, tune)
     except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     calibration = calibrated.decision
     typer.echo(f"decision model for {calibration.model_id}: written to {calibrated.decision_path}")
     typer.echo(f"page text models for {', '.join(sorted(calibrated.text_models.weights)) or 'no pattern'}: "

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ground.config import MAX_ROW_ID
-from loophole.cli_common import command_settings
+from loophole.cli_common import command_settings, fail
 
 alerts_app = typer.Typer(help="Machine-readable alerts and their history.", no_args_is_help=True)
 
@@ -25,8 +25,7 @@ def _since(value: str | None, option: str = "--since") -> datetime | None:
         try:
             parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
         except ValueError as exc:
-            typer.echo(f"error: {option} {value!r}: use a date (2026-01-31) or an ISO time", err=True)
-            raise typer.Exit(2) from exc
+            raise fail(f"{option} {value!r}: use a date (2026-01-31) or an ISO time") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -43,14 +42,12 @@ def export(fmt: Annotated[str, typer.Option("--format", help="json, jsonl or csv
     from index.store import Store
 
     if fmt not in ("json", "jsonl", "csv"):
-        typer.echo(f"error: --format {fmt!r}: use json, jsonl or csv", err=True)
-        raise typer.Exit(2)
+        raise fail(f"--format {fmt!r}: use json, jsonl or csv")
     settings = command_settings()
     try:
         sub = settings.subscription(subscription) if subscription else None
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     store = Store(settings.db_url)
     try:
         text = dumps(export_records(store, _since(since), sub, settings.public_base_url), fmt)  # type: ignore[arg-type]
@@ -76,8 +73,7 @@ def show_history(alert_id: Annotated[int, typer.Argument(help="An alert id (any 
         with store.session() as session:
             head = session.scalar(select(Alert.group_id).where(Alert.id == alert_id))
             if head is None:
-                typer.echo(f"error: no grouped alert {alert_id}", err=True)
-                raise typer.Exit(2)
+                raise fail(f"no grouped alert {alert_id}")
             typer.echo(json.dumps(history(session, [head])[head], ensure_ascii=False, indent=2))
     finally:
         store.close()
@@ -97,8 +93,7 @@ def snooze_cmd(alert_id: Annotated[int, typer.Argument(help="An alert id (any me
     from index.store import Store
 
     if sum((until is not None, days is not None, clear)) != 1:
-        typer.echo("error: give exactly one of --until, --days or --clear", err=True)
-        raise typer.Exit(2)
+        raise fail("give exactly one of --until, --days or --clear")
     when = None if clear else (_since(until, "--until") if until else datetime.now(UTC) + timedelta(days=days or 0))
     settings = command_settings()
     settings.ensure_dirs()
@@ -106,8 +101,7 @@ def snooze_cmd(alert_id: Annotated[int, typer.Argument(help="An alert id (any me
     try:
         snooze(store, alert_id, when)
     except TriageError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     finally:
         store.close()
     typer.echo(f"alert {alert_id}: " + (f"snoozed until {when.isoformat()}" if when else "snooze lifted"))

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ground.config import ConfigError
-from loophole.cli_common import command_settings
+from loophole.cli_common import command_settings, fail
 
 lists_app = typer.Typer(help="Official restriction lists (Consolidated Screening List, Federal Register rules).",
                         no_args_is_help=True)
@@ -77,8 +77,7 @@ def screen(name: Annotated[str, typer.Argument(help="An organisation's name, in 
     finally:
         store.close()
     if screener is None:
-        typer.echo("error: no lists loaded (loophole lists update FILE...)", err=True)
-        raise typer.Exit(2)
+        raise fail("no lists loaded (loophole lists update FILE...)")
     matches = [m.as_dict() for m in screener.screen(name)]
     if as_json:
         typer.echo(json.dumps(matches, ensure_ascii=False, indent=2))

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ground.config import MAX_ROW_ID
-from loophole.cli_common import command_settings
+from loophole.cli_common import command_settings, fail
 
 # uvicorn's default keep-alive is 5 s, the same as httpx's pool expiry: a client reusing a
 # connection idle for ~5 s raced the server closing it and got a reset (1 request in ~1,500 under
@@ -42,8 +42,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (defaul
     try:
         app = create_app(settings, auth=False if no_auth else None)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     typer.echo(f"Loophole Watch on http://{web.host}:{web.port}/ (auth {'on' if app.state.web.auth else 'off'})",
                err=True)
     search_threads(1)   # the concurrent requests are the parallelism (index/vectors.py)
@@ -62,8 +61,7 @@ def users_add(name: Annotated[str, typer.Argument(help="A name for the person or
     try:
         token = add_user(Store(settings.db_url), name, role)
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     typer.echo(token)
 
 
@@ -91,8 +89,7 @@ def users_remove(name: Annotated[str, typer.Argument()]) -> None:
     try:
         remove_user(Store(command_settings().db_url), name)
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     typer.echo(f"removed {name}")
 
 
@@ -121,12 +118,10 @@ def search(query: Annotated[str, typer.Argument(help="Any language; matches acro
 
     filters = SearchFilters(source, kind, lang, since, until, pattern, entity, buyer, min_amount, max_amount)
     if view not in VIEWS:
-        typer.echo(f"error: --view must be one of {', '.join(VIEWS)}", err=True)
-        raise typer.Exit(2)
+        raise fail(f"--view must be one of {', '.join(VIEWS)}")
     if like is None and not query.strip() and not filters.active():
-        typer.echo("error: give a query, --like DOC_ID, or a filter (--source, --kind, --pattern, ...) to list "
-                   "documents newest first", err=True)
-        raise typer.Exit(2)
+        raise fail("give a query, --like DOC_ID, or a filter (--source, --kind, --pattern, ...) to list "
+                   "documents newest first")
     monitor = Monitor(command_settings())
     engine = engine_for(monitor.settings, monitor.store, monitor.vectors)
     results = (engine.more_like(like, filters, page=page, per_page=limit, view=view) if like is not None
@@ -159,15 +154,13 @@ def searches_add(name: Annotated[str, typer.Argument(help="A name for the search
     settings = command_settings()
     names = [sub.name for sub in settings.effective_subscriptions()]
     if subscription is not None and subscription not in names:
-        typer.echo(f"error: no subscription {subscription!r}; configured: {', '.join(names)}", err=True)
-        raise typer.Exit(2)
+        raise fail(f"no subscription {subscription!r}; configured: {', '.join(names)}")
     store = Store(settings.db_url)
     try:
         row = save_search(store, engine_for(settings, store), owner, name, query, SearchFilters(), view,
                           subscription or names[0], top)
     except SavedSearchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     typer.echo(f"saved search {row.id} {row.name!r} -> digest {row.subscription!r}")
 
 
@@ -194,8 +187,7 @@ def searches_remove(search_id: Annotated[int, typer.Argument(min=1, max=MAX_ROW_
     try:
         remove_search(Store(command_settings().db_url), search_id)
     except SavedSearchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(f"{exc}") from exc
     typer.echo(f"removed saved search {search_id}")
 
 
