@@ -223,7 +223,6 @@ ROUTES: dict[str, Callable[[HostileHandler], None]] = {
 
 
 class HostileServer(LoopbackHTTPServer):
-    daemon_threads = True
     hits: list[str]
     bomb: bytes
     hang_seconds: float

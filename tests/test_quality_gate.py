@@ -4,6 +4,7 @@ that only ever rise (as trafilatura gates its extraction).
 What is gated, and how honest each figure is:
 * the dev corpus (``../shared/corpus/dev``): the shipped models were fitted on it (in-sample);
 * ``holdout15``-``holdout18``: written apart from everything, never fitted on (held out);
+* ``holdout`` and ``holdout6``-``holdout14``: written apart, now fitted on (in-sample guards);
 * ``genres_*``: pages written in the genres of real web pages (relay sites, account shops,
   tutorials with the offer inside, forum posts, KB pages, customer stories); fitted on (in-sample),
   so their floors catch regressions, not generalisation;
@@ -29,17 +30,31 @@ from tests.conftest import DEV_CORPUS, needs
 FIXTURES = Path(__file__).parent / "fixtures"
 Floors = dict[str, float]
 # corpus -> (documents, floors); one miss or one false alert among ~40 pages still passes a 0.94 floor.
+# Floors only rise: where a set had a floor before the learned decision, it keeps the higher one.
 CORPORA: dict[str, tuple[int, Floors]] = {
-    "holdout15": (40, {"precision": 0.94, "recall": 0.94, "macro_f1": 0.93}),
+    "holdout15": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
     "holdout16": (40, {"precision": 0.94, "recall": 0.94, "macro_f1": 0.93}),
-    "holdout17": (40, {"precision": 0.94, "recall": 0.94, "macro_f1": 0.93}),
-    "holdout18": (40, {"precision": 0.94, "recall": 0.94, "macro_f1": 0.93}),
+    "holdout17": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.96}),
+    "holdout18": (40, {"precision": 0.94, "recall": 0.95, "macro_f1": 0.94}),
     "genres_a": (70, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
     "genres_b": (70, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
     "genres_c": (80, {"precision": 0.92, "recall": 0.95, "macro_f1": 0.95}),
     "genres_d": (80, {"precision": 0.94, "recall": 0.95, "macro_f1": 0.95}),
+    # Written apart once (first runs in their READMEs), since fitted on: in-sample, regression guards.
+    "holdout": (48, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
+    "holdout6": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
+    "holdout7": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
+    "holdout8": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.91}),
+    "holdout9": (40, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.92}),
+    "holdout10": (41, {"precision": 0.95, "recall": 0.94, "macro_f1": 0.93}),
+    "holdout11": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.93}),
+    "holdout12": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
+    "holdout13": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
+    "holdout14": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
 }
-DEV_FLOORS: Floors = {"precision": 0.98, "recall": 0.97, "macro_f1": 0.97}
+# In-sample on the dev corpus: precision keeps its old floor (0.99); recall and macro F1 were 0.99
+# before the learned decision, which misses one dev page (recall 0.975, macro F1 0.988; README).
+DEV_FLOORS: Floors = {"precision": 0.99, "recall": 0.97, "macro_f1": 0.98}
 # pattern file, corpus, documents, the new pattern's F1 floor
 NEW_PATTERNS = {
     "accelerator-grey-market": (FIXTURES / "patterns" / "accelerator-grey-market.yaml", "new_pattern_grey", 40, 0.82),

@@ -18,9 +18,10 @@ from ground.config import Settings
 from loophole.evaluate import evaluate
 
 REAL = Path(__file__).parent / "fixtures" / "real_web"
-# Pinned to the second collection (README): a re-collected opening can differ by a line, which moved
-# one borderline page (0.316 against the cut 0.30) across the cut.
-FLOORS = {"precision": 0.83, "recall": 0.85}
+# Floors only rise. On the second collection (README) precision is 0.833, under this floor: a
+# re-collected opening differs by a line, which moved one borderline page (0.316 against the cut
+# 0.30) across the cut. Left failing there rather than lowered.
+FLOORS = {"precision": 0.84, "recall": 0.85}
 MAX_NEWS_ALERTS = 1    # one price comparison of coding-tool providers (README)
 
 
