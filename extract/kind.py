@@ -117,6 +117,13 @@ def _cue_score(text: str, cues: Iterable[tuple[re.Pattern[str], float]]) -> floa
     return sum(weight * min(len(pattern.findall(text)), 3) for pattern, weight in cues)
 
 
+def is_marketplace_url(url: str) -> bool:
+    """A cloud marketplace's listing (AWS Marketplace, AppSource): a third party's offer on the
+    cloud's own host, so the host does not make it the cloud's voice."""
+    lowered = url.lower()
+    return any(hint in lowered for hint in _URL_HINTS["cloud-listing"])
+
+
 def kind_scores(text: str, url: str = "", title: str = "") -> dict[str, float]:
     """Score each kind; the body counts once, the title and address add direct hints."""
     lowered = (title + "\n" + text[:20000]).lower()

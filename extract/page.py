@@ -13,6 +13,7 @@ from parsel import Selector
 
 from extract.blocks import block_reason
 from extract.charset import decode_html
+from extract.feed import FEED_LAYOUT, feed_document, looks_like_feed
 from extract.fields import parse_procurement_fields
 from extract.guards import UnusableContent, looks_binary
 from extract.jsondoc import json_page, names_json_paths
@@ -34,6 +35,7 @@ class ExtractedPage:
     site: str = ""                     # the site's own name (og:site_name, or <title> after the page's)
     genre: dict[str, float] = field(default_factory=dict)   # each kind's cue score (extract.kind.kind_scores)
     own_site: bool = False             # served from a named company's own site (set by the pipeline)
+    provider_site: bool = False        # that company is a US cloud, model or chip provider (its docs, its pricing)
 
     def entity_text(self) -> str:
         """The text whose names say who and what the page is about. On a seller's page the site
@@ -147,6 +149,8 @@ def extract_page(body: bytes, url: str = "", content_type: str | None = None,
         raise UnusableContent("binary content served as a page")
     if names_json_paths(selectors):
         (html_text, selectors), encoding = json_page(body, selectors or {}), "utf-8"
+    elif looks_like_feed(body, content_type):   # RSS/Atom: trafilatura finds no HTML tree in a feed
+        (html_text, encoding), selectors = feed_document(body), dict(FEED_LAYOUT)
     else:
         html_text, encoding = decode_html(body, content_type)
     page = Selector(text=html_text) if html_text.strip() else Selector(text="<html></html>")

@@ -247,3 +247,33 @@ def fit(samples: Sequence[Sample], model_id: str, regularisation: float = 1.0, c
                          generic=generic,
                          patterns=_pattern_weights(z, y, pattern_ids, own, regularisation, generic),
                          cut=cut, created=datetime.now(UTC).isoformat(timespec="seconds"), sources=list(sources))
+
+
+MIN_WEIGHING_POSITIVES = 15   # evidence pages of a pattern the real pages need to adjust its weights
+
+
+def weighed_on(decision: DecisionModel, real: Sequence[Sample], written: Sequence[Sample] = (),
+               real_weight: int = 1, regularisation: float = 1.0) -> DecisionModel:
+    """The decision with each pattern's own weights refitted on real pages (``real``, each counted
+    ``real_weight`` times) together with the written ones, pulled towards the weights fitted on the
+    written pages alone, on the same standardised scale.
+
+    Why: written pages teach the vocabulary (the text models are fitted on nothing else, so no real
+    page's words end up in a shipped file), but how much a feature weighs on the web is for real pages
+    to say: an API address on the page's own site all but decides on real pages and says little among
+    written near twins. Only the weights move (a few numbers per pattern), and only for patterns with
+    MIN_WEIGHING_POSITIVES evidence pages among the real ones; the generic weights stay as they were."""
+    samples = [*written, *(sample for sample in real for _ in range(real_weight))]
+    z = (_matrix(samples) - np.array(decision.mean)) / np.array(decision.scale)
+    y = np.array([s.positive for s in samples], dtype=np.int64)
+    ids = np.array([s.pattern_id for s in samples])
+    weights = dict(decision.patterns)
+    for pid, own in decision.patterns.items():
+        if sum(1 for s in real if s.pattern_id == pid and s.positive) < MIN_WEIGHING_POSITIVES:
+            continue
+        mine = ids == pid
+        coefficients, intercept = _fit_columns(z[mine], y[mine], PATTERN_FEATURES, regularisation,
+                                               np.array(own.coefficients))
+        weights[pid] = Weights(coefficients=_rounded(coefficients), intercept=round(intercept, 5),
+                               support=int(y[mine].sum()))
+    return decision.model_copy(update={"patterns": weights})

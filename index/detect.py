@@ -39,7 +39,9 @@ NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能
                  "must not", "shall not", "will not be accepted", "not be accepted", "not permitted",
                  "prohibited", "excluding", "no overseas", "may not", "do not provide", "does not provide",
                  "not available to", "do not serve", "does not serve", "不向", "不面向", "do not offer",
-                 "does not offer", "not offered", "not available in", "unavailable in", "暂不采购")
+                 "does not offer", "not offered", "not available in", "unavailable in", "暂不采购",
+                 # a seller ruling out what it will not sell ("本店不销售A100", "we do not sell H100 systems")
+                 "不销售", "不出售", "不售卖", "do not sell", "does not sell", "not for sale")
 _CLAUSE_END = re.compile(r"[，,；;。！？!?]")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page

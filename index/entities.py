@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from extract.script import convert
 from ground.config import ConfigError, format_validation_error, read_yaml_mapping
 
+# US clouds, model makers and chip makers: their own sites speak for the provider (its docs, its price
+# lists), and an API endpoint on their hosts is the official one, not a relay's.
+PROVIDER_TYPES = frozenset({"us-cloud", "us-ai-service", "us-ai-model", "export-chip", "us-brand-hardware"})
+
 
 class Entity(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -127,6 +131,9 @@ class Watchlist:
                 aliases.append(key)
         return [EntityHit(entity.id, entity.name, entity.type, aliases[0], tuple(aliases), entity.generic)
                 for entity, aliases in found.values()]
+
+    def provider_domains(self) -> list[str]:
+        return [domain for entity in self.entities if entity.type in PROVIDER_TYPES for domain in entity.domains]
 
     def owner_of(self, url: str) -> Entity | None:
         """The entity whose own site serves the address (``www.hikvision.com/cn/news/…`` is

@@ -41,6 +41,9 @@ FEATURES = (
     "news_lead",       # how far the reporting cues outweigh the offer and notice cues
     "genre_other",     # manuals, job ads, policy explainers
     "own_site",        # served from a named company's own site: its own voice
+    "provider_site",   # served from a US cloud's, model maker's or chip maker's own site (docs, price lists)
+    "api_endpoint",    # the opening gives a model-API address on a third party's host (index.endpoints)
+    "own_endpoint",    # ... on the page's own site: the page documents its own API service
     "example_text",    # the pattern's own sentence-trained text model on the page's opening (every pattern)
     "text",            # the pattern's page text model (index.textmodel), where it has one
 )
@@ -134,6 +137,9 @@ class PageGenre:
 
     scores: dict[str, float]
     own_site: bool = False
+    provider_site: bool = False
+    api_endpoint: bool = False
+    own_endpoint: bool = False
 
     def features(self) -> dict[str, float]:
         primary = max(self.scores.get(kind, 0.0) for kind in EVIDENCE_KINDS)
@@ -142,7 +148,10 @@ class PageGenre:
                 "genre_primary": math.log1p(primary),
                 "news_lead": max(0.0, news - math.log1p(primary)),
                 "genre_other": math.log1p(self.scores.get("other", 0.0)),
-                "own_site": float(self.own_site)}
+                "own_site": float(self.own_site),
+                "provider_site": float(self.provider_site),
+                "api_endpoint": float(self.api_endpoint),
+                "own_endpoint": float(self.own_endpoint)}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ground.config import ConfigError, Settings
 from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_pattern_out, tuned_cuts
-from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision
+from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision, weighed_on
 from index.embed import get_embedder
 from index.feedback import verdict_labels
 from index.patterns import PatternLibrary, load_library
@@ -99,8 +99,22 @@ def tune_cuts(settings: Settings, decision: DecisionModel, decision_path: Path, 
     return decision.model_copy(update={"pattern_cuts": cuts, "sources": [*decision.sources, f"cuts: {folder}"]})
 
 
+# How much a real page counts against a written one when the weights are refitted with both. Alone,
+# the real pages undo what only written near twins teach (a Taiwan or Western relay is no PRC seller,
+# however it reads), and the written-apart gates lose precision; with both, each keeps its part.
+REAL_WEIGHT = 3
+
+
+def weighing_samples(settings: Settings, folders: list[Path], text_model_path: Path) -> list[Sample]:
+    """The pages of ``folders`` scored with the text models just fitted (which never saw them)."""
+    scoring = settings.model_copy(update={"text_model_file": text_model_path,
+                                          "home": settings.home / "weighing-unused"})
+    return [sample for folder in folders for outcome in evaluate(folder, scoring)[1]
+            for sample in outcome.samples(folder.name)]
+
+
 def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None,
-                    tuning: Path | None = None) -> Calibrated:
+                    tuning: Path | None = None, weighing: list[Path] | None = None) -> Calibrated:
     library = load_library(settings.pattern_files)
     samples, text_models = stacked_samples(labelled_outcomes(folders, settings), library)
     if use_feedback:
@@ -120,6 +134,11 @@ def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
     text_model_path = decision_path.with_name("text_models.npz")
     save_decision(decision_path, decision)
     text_models.save(text_model_path)
+    if weighing:
+        real = weighing_samples(settings, weighing, text_model_path)
+        decision = weighed_on(decision, real, samples, REAL_WEIGHT).model_copy(
+            update={"sources": [*decision.sources, *(f"weights: {folder}" for folder in weighing)]})
+        save_decision(decision_path, decision)
     if tuning is not None:
         decision = tune_cuts(settings, decision, decision_path, text_model_path, tuning)
         save_decision(decision_path, decision)

@@ -325,15 +325,18 @@ def calibrate(folders: Annotated[list[Path] | None,
               out: Annotated[Path | None, typer.Option(
                   help="Decision file to write (default: HOME/decision.yaml); text models go beside it.")] = None,
               tune: Annotated[Path | None, typer.Option(
-                  "--tune-cuts", help="A labelled folder (real pages) to choose per-pattern cuts on; never fitted on.")
+                  "--tune-cuts", help="A labelled folder (real pages) to choose per-pattern cuts on.")
               ] = None,
+              weigh: Annotated[list[Path] | None, typer.Option(
+                  "--weigh", help="Labelled folders (real pages) the patterns' own weights are refitted on; their "
+                                  "text never enters a model.")] = None,
               ) -> None:
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
     settings = command_settings()
     try:
-        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune)
+        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune, weigh or [])
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     calibration = calibrated.decision

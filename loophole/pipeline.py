@@ -22,11 +22,13 @@ from sqlalchemy import delete, select
 
 from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
+from extract.kind import is_marketplace_url
 from ground.config import ConfigError, Settings
 from index.decision import load_decision, untrained
 from index.detect import PRC, Detector, PageFacts, PatternScore
 from index.embed import Embedder, get_embedder
-from index.entities import EntityHit, Watchlist, load_watchlist
+from index.endpoints import serves_itself, third_party_endpoints
+from index.entities import PROVIDER_TYPES, EntityHit, Watchlist, load_watchlist
 from index.evidence import PageGenre, load_background
 from index.feedback import learned_examples
 from index.patterns import PatternLibrary, load_library, load_pattern_file
@@ -236,7 +238,7 @@ class Monitor:
         page = in_owners_voice(page, raw.final_url or raw.url, self.watchlist)
         entities = self.watchlist.find(page.entity_text())
         doc_id = self._save_document(raw, sha256, page, entities)
-        flagged = self._index_and_score(doc_id, page, entities, prepared)
+        flagged = self._index_and_score(doc_id, page, entities, prepared, raw.final_url or raw.url)
         self._screen_parties(doc_id, page.fields, entities)
         self._mark_complete(doc_id, sha256)
         return IngestResult(raw.url, "stored", doc_id, flagged=flagged)
@@ -352,16 +354,21 @@ class Monitor:
         self.indexed += len(todo)
 
     def _index_and_score(self, doc_id: int, page: ExtractedPage, entities: list[EntityHit],
-                         prepared: Prepared) -> list[str]:
+                         prepared: Prepared, url: str) -> list[str]:
         texts = prepared.units[:prepared.chunk_count]
         ids, new_ids = self._replace_chunks(doc_id, texts)
         self._index_new_chunks(ids, new_ids, prepared.vectors[:prepared.chunk_count])
         start = opening(page.title, page.text)
         text_scores = self.text_models.scores(start) if self.text_models else {}
-        facts = PageFacts(page.kind, page.lang, entities, PageGenre(page.genre, page.own_site), text_scores, start)
+        facts = PageFacts(page.kind, page.lang, entities, self._genre(page, url, start), text_scores, start)
         scores = self.detector.score(prepared.units, prepared.vectors, facts)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
+
+    def _genre(self, page: ExtractedPage, url: str, start: str) -> PageGenre:
+        """The page-level facts every pattern weighs: genre cues, whose site, what API it hands out."""
+        endpoints = third_party_endpoints(start, self.watchlist.provider_domains())
+        return PageGenre(page.genre, page.own_site, page.provider_site, bool(endpoints), serves_itself(url, endpoints))
 
     def _record(self, doc_id: int, scores: list[PatternScore]) -> None:
         model_id, version = self.embedder.model_id, self.library.version
@@ -401,6 +408,10 @@ def shared_monitor(settings: Settings) -> Monitor:
 def in_owners_voice(page: ExtractedPage, url: str, watchlist: Watchlist) -> ExtractedPage:
     """A news item on a company's own site is its press release, not reporting about it: the
     vendor's or cloud's own page is marketing whatever its genre cues say ("/news/", 记者)."""
-    if watchlist.owner_of(url) is None:
+    owner = watchlist.owner_of(url)
+    if owner is None or is_marketplace_url(url):
         return page
-    return replace(page, own_site=True, kind="vendor-marketing" if page.kind == "news-commentary" else page.kind)
+    provider = owner.type in PROVIDER_TYPES   # its docs and price lists name what resellers name
+    return replace(page, own_site=not provider, provider_site=provider,
+                   kind="vendor-marketing" if page.kind == "news-commentary" else page.kind)
+

@@ -12,7 +12,16 @@ from sqlalchemy import select
 from extract import ExtractedPage
 from ground.config import ConfigError, Settings, read_yaml_mapping
 from index.crossval import best_generic_cut, leave_group_out, tuned_cuts
-from index.decision import FEATURES, GENERIC_FEATURES, DecisionModel, Sample, fit, load_decision, save_decision
+from index.decision import (
+    FEATURES,
+    GENERIC_FEATURES,
+    DecisionModel,
+    Sample,
+    fit,
+    load_decision,
+    save_decision,
+    weighed_on,
+)
 from index.detect import (
     PatternVectors,
     Units,
@@ -24,6 +33,7 @@ from index.detect import (
     names_tie_outside_exclusions,
     only_generic_types,
 )
+from index.endpoints import serves_itself, third_party_endpoints
 from index.entities import Entity, Watchlist, fold, load_watchlist
 from index.evidence import PatternProfile, build_profile, type_cover
 from index.feedback import FeedbackError, learned_examples, record_feedback
@@ -67,6 +77,24 @@ def test_decision_weights_are_monotone_and_patterns_with_pages_get_their_own(toy
     for pid in ("p-a", "p-new"):                    # a pattern of its own, and one decided by the generic weights
         assert model.probability(pid, strong) > 0.9 > 0.1 > model.probability(pid, weak)
     assert "genre_news" in model.contributions("p-a", weak)
+
+
+def test_real_pages_reweigh_a_patterns_own_features_and_nothing_else(toy_samples: list[Sample]) -> None:
+    """Where written pages gave a feature no weight (an API address on the page's own site) and real
+    pages show it decides, the real pages move that weight; the generic weights and a pattern with
+    too few real evidence pages stay as they were."""
+    model = fit(toy_samples, "m")
+    rng = np.random.default_rng(11)
+    real = []
+    for i in range(90):
+        positive = i % 3 == 0
+        features = {name: float(rng.normal(0.5, 0.5)) for name in FEATURES} | {"own_endpoint": float(positive)}
+        real.append(Sample(f"real:{i}", "p-a", features, positive, "real"))
+    real += [Sample(f"real-b:{i}", "p-b", {"own_endpoint": 1.0}, i == 0, "real") for i in range(20)]
+    weighed = weighed_on(model, real)
+    endpoint = FEATURES.index("own_endpoint")
+    assert weighed.patterns["p-a"].coefficients[endpoint] > model.patterns["p-a"].coefficients[endpoint] + 0.5
+    assert weighed.patterns["p-b"] == model.patterns["p-b"] and weighed.generic == model.generic
 
 
 def test_held_out_figures_and_the_generic_cut(toy_samples: list[Sample]) -> None:
@@ -228,6 +256,33 @@ def test_news_on_a_companys_own_site_is_its_press_release() -> None:
     assert in_owners_voice(release, "https://news.example-daily.cn/hikvision.html", watchlist).kind == "news-commentary"
     assert watchlist.owner_of("https://www.cloudwalk-intl.example.sg/news/x").id == "cloudwalk"  # a regional site
     assert watchlist.owner_of("https://news.google.com/articles/x") is None    # a cloud is only its own domains
+
+
+def test_a_providers_own_docs_are_the_providers_voice_and_a_marketplace_listing_is_not() -> None:
+    """Official docs name every model a relay names: served from the provider, they are its voice
+    (provider_site), not a seller's; a marketplace listing on the cloud's host is a third party's."""
+    watchlist = load_watchlist(Settings().watchlist_file)
+    docs = ExtractedPage(text="使用 API 密钥调用 Claude。", title="文档", date=None, lang="zh", kind="other",
+                         encoding="utf-8")
+    official = in_owners_voice(docs, "https://platform.claude.com/docs/zh-CN/api/overview", watchlist)
+    assert official.provider_site and not official.own_site
+    listing = in_owners_voice(docs, "https://aws.amazon.com/marketplace/pp/prodview-abc123", watchlist)
+    assert not listing.provider_site and not listing.own_site
+    assert in_owners_voice(docs, "https://www.hikvision.com/cn/solutions/", watchlist).own_site
+
+
+def test_a_relays_endpoint_is_told_from_the_official_one_and_from_placeholders() -> None:
+    providers = load_watchlist(Settings().watchlist_file).provider_domains()
+    relay = "把 base_url 改成 https://api.relay-a.cn/v1 ，令牌在控制台创建。"
+    assert third_party_endpoints(relay, providers) == ["api.relay-a.cn/v1"]
+    assert third_party_endpoints('ANTHROPIC_BASE_URL="https://code.relay-b.top"', providers) == ["code.relay-b.top"]
+    not_relays = ["官方地址 https://api.openai.com/v1/chat/completions", "base_url: https://api.anthropic.com",
+                  "自行部署后访问 http://localhost:3000/v1", "base_url = https://your-domain.com/v1",
+                  "源码见 https://github.com/songquanpeng/one-api", "阅读原文 https://news.relay-c.cn/2026/post"]
+    assert [third_party_endpoints(text, providers) for text in not_relays] == [[]] * len(not_relays)
+    # The relay's docs give its own address; a review quoting it gives someone else's.
+    assert serves_itself("https://docs.relay-a.cn/quickstart", ["api.relay-a.cn/v1"])
+    assert not serves_itself("https://blog.reviewer.com/relays", ["api.relay-a.cn/v1"])
 
 
 def _vectors(pattern: Pattern, example_types: list[frozenset[str]], keywords: list[str] = ()) -> PatternVectors:

@@ -240,7 +240,7 @@ def stage_ingest(work: Path) -> list[Row]:
     start = time.perf_counter()
     for page, (texts, vecs) in zip(extracted, units, strict=True):
         detector.score(texts, vecs, PageFacts(page.kind, page.lang, watchlist.find(page.entity_text()),
-                                              PageGenre(page.genre, page.own_site)))
+                                              PageGenre(page.genre, page.own_site, page.provider_site)))
     per_doc_ms = (time.perf_counter() - start) * 1000 / max(1, len(extracted))
     return [row("end-to-end ingest (fetched pages), one process", rates[0], "docs/s"),
             row("end-to-end ingest (fetched pages), 2 workers", rates[1], "docs/s", 10.0),
