@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from tld import get_fld
 
+from index.entities import on_domains
+
 _URL = re.compile(r"https?://([a-z0-9][a-z0-9.-]*\.[a-z]{2,})(?::\d+)?(/[^\s\"'<>)\]]*)?")
 # An API path, or words just before the address that name it as the address to call.
 _API_PATH = re.compile(r"/v1(?:\b|/)|/api(?:\b|/)")
@@ -33,10 +35,6 @@ _DEVELOPER_HOSTS = ("github.com", "githubusercontent.com", "gitee.com", "npmjs.c
 _PLACEHOLDERS = ("localhost", "127.0.0.1", "0.0.0.0", "192.168.", "10.0.", "example", "your", "xxx", "domain")
 
 
-def _on(host: str, domains: Iterable[str]) -> bool:
-    return any(host == domain or host.endswith("." + domain) for domain in domains)
-
-
 def third_party_endpoints(text: str, provider_domains: Iterable[str]) -> list[str]:
     """The API addresses in ``text`` on hosts that are neither a provider's nor a placeholder."""
     lowered = text.lower()
@@ -44,7 +42,7 @@ def third_party_endpoints(text: str, provider_domains: Iterable[str]) -> list[st
     found = []
     for match in _URL.finditer(lowered):
         host, path = match.group(1), match.group(2) or ""
-        if _on(host, official) or any(word in host for word in _PLACEHOLDERS):
+        if on_domains(host, official) or any(word in host for word in _PLACEHOLDERS):
             continue
         before = lowered[max(0, match.start() - CONTEXT_CHARS):match.start()]
         if _API_PATH.search(path) or _NAMED_AS_ENDPOINT.search(before):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,11 @@ from ground.config import ConfigError, format_validation_error, read_yaml_mappin
 # US clouds, model makers and chip makers: their own sites speak for the provider (its docs, its price
 # lists), and an API endpoint on their hosts is the official one, not a relay's.
 PROVIDER_TYPES = frozenset({"us-cloud", "us-ai-service", "us-ai-model", "export-chip", "us-brand-hardware"})
+
+
+def on_domains(host: str, domains: Iterable[str]) -> bool:
+    """Whether ``host`` is one of ``domains`` or under one (``docs.aws.amazon.com`` is on ``aws.amazon.com``)."""
+    return any(host == domain or host.endswith("." + domain) for domain in domains)
 
 
 class Entity(BaseModel):
@@ -97,6 +103,9 @@ class Watchlist:
                     self._automaton.add_word(key, key)
         if self._lookup:
             self._automaton.make_automaton()
+        # Read for every page scored (index.endpoints): gathered once.
+        self.provider_domains = tuple(domain for entity in entities if entity.type in PROVIDER_TYPES
+                                      for domain in entity.domains)
 
     def _matches(self, text: str) -> list[str]:
         return [key for _, key in self._spans(text)]
@@ -132,9 +141,6 @@ class Watchlist:
         return [EntityHit(entity.id, entity.name, entity.type, aliases[0], tuple(aliases), entity.generic)
                 for entity, aliases in found.values()]
 
-    def provider_domains(self) -> list[str]:
-        return [domain for entity in self.entities if entity.type in PROVIDER_TYPES for domain in entity.domains]
-
     def owner_of(self, url: str) -> Entity | None:
         """The entity whose own site serves the address (``www.hikvision.com/cn/news/…`` is
         Hikvision's), or None. A sanctioned vendor's regional sites carry its brand in the host
@@ -143,7 +149,7 @@ class Watchlist:
         host = (urlsplit(url).hostname or "").lower()
         words = set(re.split(r"[.-]", host))
         for entity in self.entities:
-            if any(host == domain or host.endswith("." + domain) for domain in entity.domains):
+            if on_domains(host, entity.domains):
                 return entity
             if entity.type == "sanctioned-vendor" and words & {brand_of(domain) for domain in entity.domains}:
                 return entity

@@ -367,7 +367,7 @@ class Monitor:
 
     def _genre(self, page: ExtractedPage, url: str, start: str) -> PageGenre:
         """The page-level facts every pattern weighs: genre cues, whose site, what API it hands out."""
-        endpoints = third_party_endpoints(start, self.watchlist.provider_domains())
+        endpoints = third_party_endpoints(start, self.watchlist.provider_domains)
         return PageGenre(page.genre, page.own_site, page.provider_site, bool(endpoints), serves_itself(url, endpoints))
 
     def _record(self, doc_id: int, scores: list[PatternScore]) -> None:

@@ -272,7 +272,7 @@ def test_a_providers_own_docs_are_the_providers_voice_and_a_marketplace_listing_
 
 
 def test_a_relays_endpoint_is_told_from_the_official_one_and_from_placeholders() -> None:
-    providers = load_watchlist(Settings().watchlist_file).provider_domains()
+    providers = load_watchlist(Settings().watchlist_file).provider_domains
     relay = "把 base_url 改成 https://api.relay-a.cn/v1 ，令牌在控制台创建。"
     assert third_party_endpoints(relay, providers) == ["api.relay-a.cn/v1"]
     assert third_party_endpoints('ANTHROPIC_BASE_URL="https://code.relay-b.top"', providers) == ["code.relay-b.top"]
