@@ -37,13 +37,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy -p tests.bench   # the bench is not in [tool.mypy] packages: it is not shipped
 
 # `make test` (what CI runs) leaves out the tests marked slow (kill loops, two-process crawls,
-# whole-corpus search and browser sessions) to stay near ten minutes on two cores;
-# `make test-all` runs every test.
+# whole-corpus search and browser sessions) to stay under ten minutes on two cores;
+# `make test-all` runs every test. Two xdist workers, one per core, a file at a time: a module's
+# fixtures (a crawled mirror, an ingested corpus) are built once, by the worker that runs it.
+# Every database, Redis prefix and port a test takes is its own (tests/services.py, tests/ports.py).
+PYTEST := $(VENV)/bin/pytest -q -n 2 --dist loadfile
+
 test: setup lint
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-all: setup lint
-	$(VENV)/bin/pytest -q
+	$(PYTEST)
 
 # The bench lives beside the tests (tests/bench/), not in the installed packages.
 bench: setup

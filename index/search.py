@@ -42,6 +42,7 @@ MAX_PAGE_SIZE = 100
 QUERY_CACHE = 2048         # query vectors kept: analysts repeat and page through queries
 RESULT_CACHE = 512         # result pages kept until the next change to the index or the signals
 SEED_TEXT_CHARS = 600      # of a "more like this" page's title and decisive lines, as keywords
+COSINE_DECIMALS = 5        # passages closer than this are tied and ordered by id (see _stable_order)
 
 
 @dataclass
@@ -332,8 +333,7 @@ class SearchEngine:
         if not len(self.vectors):
             return [(vectors[row], []) for row in range(len(queries))]
         scores, ids = self.vectors.search(vectors, k=max(k for _, k in queries))
-        return [(vectors[row], [(int(i), float(s)) for i, s in zip(ids[row, :k], scores[row, :k], strict=True)
-                                if i >= 0]) for row, (_, k) in enumerate(queries)]
+        return [(vectors[row], _stable_order(ids[row, :k], scores[row, :k])) for row, (_, k) in enumerate(queries)]
 
     def _query_vectors(self, texts: list[str]) -> np.ndarray:
         found: dict[str, np.ndarray] = {}
@@ -464,6 +464,16 @@ def _search_key(query: str, filters: SearchFilters, page: int, per_page: int, pa
 def _normalised(weights: dict[str, float]) -> dict[str, float]:
     total = sum(weights.values())
     return {key: value / total for key, value in weights.items()} if total else {}
+
+
+def _stable_order(ids: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
+    """(chunk id, cosine) best first, cosines rounded to COSINE_DECIMALS and ties by chunk id.
+
+    Why: a query embedded in a batch with others comes out a few 1e-7 away from the same query
+    embedded alone, and FAISS then orders two nearly tied passages either way; a search must
+    rank the same whether the server is busy or idle."""
+    hits = [(int(i), round(float(s), COSINE_DECIMALS)) for i, s in zip(ids, scores, strict=True) if i >= 0]
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
 
 def engine_for(settings: Any, store: Store | None = None, vectors: VectorIndex | None = None) -> SearchEngine:
