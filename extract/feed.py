@@ -178,8 +178,3 @@ def feed_document(body: bytes) -> tuple[str, str]:
             f"<h1 class=\"feed-title\">{title}</h1><p class=\"feed-date\">{escape(feed_date(parsed, entries))}</p>"
             f"{''.join(map(_entry_html, entries))}</body></html>")
     return html, normalise_label(parsed.get("encoding")) or "utf-8"
-
-
-def feed_page(body: bytes) -> str:
-    """The feed laid out as HTML; raises UnusableContent for a feed with no title and no entries."""
-    return feed_document(body)[0]

@@ -85,14 +85,11 @@ def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary
     return samples, fit_text_models(documents, targets, extra)
 
 
-def tune_cuts(settings: Settings, decision: DecisionModel, decision_path: Path, text_model_path: Path,
-              folder: Path) -> DecisionModel:
-    """Per-pattern cuts chosen on a labelled folder scored with the models just fitted (never fitted
-    on it): real pages read weaker than written ones, so their best cut can sit lower."""
-    fitted = settings.model_copy(update={"decision_file": decision_path, "text_model_file": text_model_path,
-                                         "home": settings.home / "tuning-unused"})
+def tune_cuts(decision: DecisionModel, outcomes: list[Outcome], folder: Path) -> DecisionModel:
+    """Per-pattern cuts chosen on a labelled folder's pages scored with the models just fitted (never
+    fitted on it): real pages read weaker than written ones, so their best cut can sit lower."""
     scored: dict[str, list[tuple[float, bool]]] = {}
-    for outcome in evaluate(folder, fitted)[1]:
+    for outcome in outcomes:
         for pid, features in outcome.features.items():
             scored.setdefault(pid, []).append((decision.probability(pid, features), pid in outcome.label.patterns))
     cuts = tuned_cuts(scored, decision.cut_for)
@@ -105,12 +102,13 @@ def tune_cuts(settings: Settings, decision: DecisionModel, decision_path: Path, 
 REAL_WEIGHT = 3
 
 
-def weighing_samples(settings: Settings, folders: list[Path], text_model_path: Path) -> list[Sample]:
-    """The pages of ``folders`` scored with the text models just fitted (which never saw them)."""
+def scored_pages(settings: Settings, folders: list[Path], text_model_path: Path) -> dict[Path, list[Outcome]]:
+    """Each folder's pages scored once with the text models just fitted (which never saw them). Only
+    their features are used, to refit weights and to choose cuts, so one scoring serves both when
+    the same folder is given for each."""
     scoring = settings.model_copy(update={"text_model_file": text_model_path,
-                                          "home": settings.home / "weighing-unused"})
-    return [sample for folder in folders for outcome in evaluate(folder, scoring)[1]
-            for sample in outcome.samples(folder.name)]
+                                          "home": settings.home / "scoring-unused"})
+    return {folder: evaluate(folder, scoring)[1] for folder in dict.fromkeys(folders)}
 
 
 def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None,
@@ -134,12 +132,13 @@ def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
     text_model_path = decision_path.with_name("text_models.npz")
     save_decision(decision_path, decision)
     text_models.save(text_model_path)
+    scored = scored_pages(settings, [*(weighing or []), *([tuning] if tuning else [])], text_model_path)
     if weighing:
-        real = weighing_samples(settings, weighing, text_model_path)
+        real = [sample for folder in weighing for outcome in scored[folder] for sample in outcome.samples(folder.name)]
         decision = weighed_on(decision, real, samples, REAL_WEIGHT).model_copy(
             update={"sources": [*decision.sources, *(f"weights: {folder}" for folder in weighing)]})
         save_decision(decision_path, decision)
     if tuning is not None:
-        decision = tune_cuts(settings, decision, decision_path, text_model_path, tuning)
+        decision = tune_cuts(decision, scored[tuning], tuning)
         save_decision(decision_path, decision)
     return Calibrated(decision, text_models, decision_path, text_model_path)

@@ -8,7 +8,7 @@ import pytest
 
 import extract.feed
 from extract import UnusableContent, extract_page
-from extract.feed import clean_fragment, feed_page, looks_like_feed
+from extract.feed import clean_fragment, feed_document, looks_like_feed
 
 RELAY_RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <?xml-stylesheet type="text/xsl" href="https://feeds.example-relay.cn/rss.xsl"?>
@@ -125,8 +125,12 @@ def test_gbk_feed_is_decoded_by_its_xml_declaration() -> None:
     assert page.lang == "zh" and page.encoding == "gb18030" and page.date == "2026-02-11"
 
 
+def feed_html(body: bytes) -> str:
+    return feed_document(body)[0]
+
+
 def test_nothing_in_a_feed_can_run() -> None:
-    html = feed_page(HOSTILE_RSS).lower()
+    html = feed_html(HOSTILE_RSS).lower()
     for active in ("<script", "<style", "onerror", "onclick", "javascript:", "alert("):
         assert active not in html
     assert "&lt;b&gt;限时&lt;/b&gt; 通道开放" in html   # a title is text, escaped
@@ -161,7 +165,7 @@ def test_malformed_feed_with_entries_is_still_used() -> None:
     body = ("<rss version=\"2.0\"><channel><title>断线中转</title><item><title>维护通知 & 补偿</title>"
             "<description>今晚 23:00 至次日 01:00 全部通道维护<br>期间充值顺延，请联系客服微信。</description>"
             "</item><item><title").encode()
-    assert feed_page(body).count("<article") == 1
+    assert feed_html(body).count("<article") == 1
     page = extract_page(body, "https://feeds.example-relay.cn/broken.xml")
     assert "维护通知 & 补偿" in page.text and "全部通道维护" in page.text and "期间充值顺延" in page.text
 
@@ -170,7 +174,7 @@ def test_entries_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(extract.feed, "MAX_ENTRIES", 2)
     items = "".join(f"<item><title>第{n}号公告</title><description>第{n}号公告：通道扩容，新增节点若干。</description></item>"
                     for n in range(1, 6))
-    html = feed_page(f"<rss version=\"2.0\"><channel><title>T</title>{items}</channel></rss>".encode())
+    html = feed_html(f"<rss version=\"2.0\"><channel><title>T</title>{items}</channel></rss>".encode())
     assert "第2号公告" in html and "第3号公告" not in html
 
 

@@ -1,0 +1,38 @@
+"""``loophole calibrate`` end to end on small labelled folders: the page text models and the decision
+are fitted and written, the patterns' own weights are refitted on a folder given with ``--weigh``, cuts
+are chosen on one given with ``--tune-cuts``, and a folder given for both is scored once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import loophole.calibrate
+from ground.config import Settings
+from index.decision import load_decision
+from loophole.calibrate import run_calibration
+from loophole.evaluate import Outcome
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_calibrate_weighs_and_tunes_on_one_scoring_of_the_same_folder(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    scored: list[Path] = []
+    evaluate = loophole.calibrate.evaluate
+
+    def counting(folder: Path, settings: Settings) -> tuple[dict, list[Outcome]]:
+        scored.append(folder)
+        return evaluate(folder, settings)
+
+    monkeypatch.setattr(loophole.calibrate, "evaluate", counting)
+    written, real = [FIXTURES / "holdout15", FIXTURES / "holdout16"], FIXTURES / "genres_g"
+    out = tmp_path / "decision.yaml"
+    calibrated = run_calibration(Settings(home=tmp_path / "home"), written, False, out, real, [real])
+    assert scored.count(real) == 1 and sorted(scored[:2]) == written
+    decision = load_decision([out], calibrated.decision.model_id)
+    assert decision is not None and (tmp_path / "text_models.npz").is_file()
+    assert f"weights: {real}" in decision.sources and f"cuts: {real}" in decision.sources
+    assert 0.0 < decision.cut_for("reseller-intermediary") < 1.0
+    assert set(decision.cross_validation) >= {"held_out_by_folder_precision", "held_out_by_folder_ece"}
