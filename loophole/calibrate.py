@@ -86,8 +86,8 @@ def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary
 
 
 def tune_cuts(decision: DecisionModel, outcomes: list[Outcome], folder: Path) -> DecisionModel:
-    """Per-pattern cuts chosen on a labelled folder's pages scored with the models just fitted (never
-    fitted on it): real pages read weaker than written ones, so their best cut can sit lower."""
+    """Per-pattern cuts chosen on a labelled folder's pages, scored with text models that never saw
+    their text: real pages read weaker than written ones, so their best cut can sit lower."""
     scored: dict[str, list[tuple[float, bool]]] = {}
     for outcome in outcomes:
         for pid, features in outcome.features.items():

@@ -358,17 +358,10 @@ class Monitor:
         texts = prepared.units[:prepared.chunk_count]
         ids, new_ids = self._replace_chunks(doc_id, texts)
         self._index_new_chunks(ids, new_ids, prepared.vectors[:prepared.chunk_count])
-        start = opening(page.title, page.text)
-        text_scores = self.text_models.scores(start) if self.text_models else {}
-        facts = PageFacts(page.kind, page.lang, entities, self._genre(page, url, start), text_scores, start)
+        facts = page_facts(page, url, entities, self.text_models, self.watchlist.provider_domains)
         scores = self.detector.score(prepared.units, prepared.vectors, facts)
         self._record(doc_id, scores)
         return [s.pattern_id for s in scores if s.flagged]
-
-    def _genre(self, page: ExtractedPage, url: str, start: str) -> PageGenre:
-        """The page-level facts every pattern weighs: genre cues, whose site, what API it hands out."""
-        endpoints = third_party_endpoints(start, self.watchlist.provider_domains)
-        return PageGenre(page.genre, page.own_site, page.provider_site, bool(endpoints), serves_itself(url, endpoints))
 
     def _record(self, doc_id: int, scores: list[PatternScore]) -> None:
         model_id, version = self.embedder.model_id, self.library.version
@@ -405,6 +398,18 @@ def shared_monitor(settings: Settings) -> Monitor:
     return _MONITORS[key]
 
 
+def page_facts(page: ExtractedPage, url: str, entities: list[EntityHit], text_models: TextModels | None,
+               provider_domains: tuple[str, ...]) -> PageFacts:
+    """What the detector reads about a page besides its units: kind, entities, the page text models'
+    logits on its opening, and the page-level facts every pattern weighs (genre cues, whose site,
+    what API it hands out). One function for ingest and the bench, so the bench times what ingest does."""
+    start = opening(page.title, page.text)
+    text_scores = text_models.scores(start) if text_models else {}
+    endpoints = third_party_endpoints(start, provider_domains)
+    genre = PageGenre(page.genre, page.own_site, page.provider_site, bool(endpoints), serves_itself(url, endpoints))
+    return PageFacts(page.kind, page.lang, entities, genre, text_scores, start)
+
+
 def in_owners_voice(page: ExtractedPage, url: str, watchlist: Watchlist) -> ExtractedPage:
     """A news item on a company's own site is its press release, not reporting about it: the
     vendor's or cloud's own page is marketing whatever its genre cues say ("/news/", 记者)."""
@@ -414,4 +419,3 @@ def in_owners_voice(page: ExtractedPage, url: str, watchlist: Watchlist) -> Extr
     provider = owner.type in PROVIDER_TYPES   # its docs and price lists name what resellers name
     return replace(page, own_site=not provider, provider_site=provider,
                    kind="vendor-marketing" if page.kind == "news-commentary" else page.kind)
-

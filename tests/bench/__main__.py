@@ -210,10 +210,8 @@ def stage_extract_embed(work: Path) -> list[Row]:
 
 def stage_ingest(work: Path) -> list[Row]:
     from ground.config import load_settings
-    from index.detect import PageFacts
     from index.entities import load_watchlist
-    from index.evidence import PageGenre
-    from loophole.pipeline import Monitor, RawPage
+    from loophole.pipeline import Monitor, RawPage, page_facts
 
     settings = load_settings()
     pages = _pages()
@@ -229,7 +227,7 @@ def stage_ingest(work: Path) -> list[Row]:
         stored = sum(r.status == "stored" for r in results)
         if pool is not None:
             pool.close()
-    detector = monitor.detector
+    detector, text_models = monitor.detector, monitor.text_models
     monitor.close()
     extracted, _ = _extracted(pages)
     watchlist = load_watchlist(settings.watchlist_file)
@@ -238,9 +236,10 @@ def stage_ingest(work: Path) -> list[Row]:
     chunks = [chunk_document(p.title, p.text) for p in extracted]
     units = [detector.units(doc) for doc in chunks]   # embedding is not scoring
     start = time.perf_counter()
-    for page, (texts, vecs) in zip(extracted, units, strict=True):
-        detector.score(texts, vecs, PageFacts(page.kind, page.lang, watchlist.find(page.entity_text()),
-                                              PageGenre(page.genre, page.own_site, page.provider_site)))
+    for n, (page, (texts, vecs)) in enumerate(zip(extracted, units, strict=True)):
+        facts = page_facts(page, f"http://bench.invalid/{n}.htm", watchlist.find(page.entity_text()), text_models,
+                           watchlist.provider_domains)
+        detector.score(texts, vecs, facts)
     per_doc_ms = (time.perf_counter() - start) * 1000 / max(1, len(extracted))
     return [row("end-to-end ingest (fetched pages), one process", rates[0], "docs/s"),
             row("end-to-end ingest (fetched pages), 2 workers", rates[1], "docs/s", 10.0),
