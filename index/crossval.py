@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from index.decision import DecisionModel, Sample, fit
+from index.decision import DecisionModel, Sample, fit, weighed_on
 
 Outcomes = dict[str, tuple[set[str], set[str]]]
 
@@ -125,3 +125,22 @@ def tuned_cuts(scored: dict[str, Scored], default: Callable[[str], float]) -> di
         if best != default(pid):
             cuts[pid] = best
     return cuts
+
+
+def leave_real_folder_out(decision: DecisionModel, real: dict[str, list[Sample]], written: Sequence[Sample],
+                          real_weight: int) -> dict[str, float]:
+    """Refit the patterns' own weights on every real folder but one (index.decision.weighed_on), decide
+    that one's pages at the decision's cuts; pooled over folders. Why: once real pages refit the weights,
+    their figures on those same pages are in-sample; a folder per collection (gathered later, from other
+    searches and hosts) asks what the next collection will see."""
+    if len(real) < 2:
+        return {}
+    outcomes: Outcomes = {}
+    for name, held in real.items():
+        others = [sample for other, samples in real.items() if other != name for sample in samples]
+        outcomes.update(decide(weighed_on(decision, others, written, real_weight), held)[0])
+    negatives = sum(1 for _, truth in outcomes.values() if not truth)
+    false_alarms = sum(1 for predicted, truth in outcomes.values() if predicted and not truth)
+    figures = summarise(outcomes, sorted({s.pattern_id for samples in real.values() for s in samples}))
+    return {"precision": figures["precision"], "recall": figures["recall"],
+            "false_alarms_per_100": round(100 * false_alarms / max(negatives, 1), 2)}

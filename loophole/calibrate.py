@@ -15,7 +15,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ground.config import ConfigError, Settings
-from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_pattern_out, tuned_cuts
+from index.crossval import (
+    best_generic_cut,
+    f1_at,
+    leave_group_out,
+    leave_pattern_out,
+    leave_real_folder_out,
+    tuned_cuts,
+)
 from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision, weighed_on
 from index.embed import get_embedder
 from index.feedback import verdict_labels
@@ -111,6 +118,20 @@ def scored_pages(settings: Settings, folders: list[Path], text_model_path: Path)
     return {folder: evaluate(folder, scoring)[1] for folder in dict.fromkeys(folders)}
 
 
+def _weighed(decision: DecisionModel, real: dict[str, list[Outcome]], written: list[Sample]) -> DecisionModel:
+    """The decision with its patterns' own weights refitted on the real folders, and the figures of that
+    refit held out by real folder (one collection at a time) recorded beside the written ones."""
+    by_folder = {name: [sample for outcome in outcomes for sample in outcome.samples(name)]
+                 for name, outcomes in real.items()}
+    held_out = leave_real_folder_out(decision, by_folder, written, REAL_WEIGHT)
+    every = [sample for samples in by_folder.values() for sample in samples]
+    weighed = weighed_on(decision, every, written, REAL_WEIGHT)
+    return weighed.model_copy(update={
+        "sources": [*decision.sources, *(f"weights: {name}" for name in real)],
+        "cross_validation": {**decision.cross_validation,
+                             **{f"held_out_by_real_folder_{k}": v for k, v in held_out.items()}}})
+
+
 def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None,
                     tuning: Path | None = None, weighing: list[Path] | None = None) -> Calibrated:
     library = load_library(settings.pattern_files)
@@ -134,9 +155,7 @@ def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
     text_models.save(text_model_path)
     scored = scored_pages(settings, [*(weighing or []), *([tuning] if tuning else [])], text_model_path)
     if weighing:
-        real = [sample for folder in weighing for outcome in scored[folder] for sample in outcome.samples(folder.name)]
-        decision = weighed_on(decision, real, samples, REAL_WEIGHT).model_copy(
-            update={"sources": [*decision.sources, *(f"weights: {folder}" for folder in weighing)]})
+        decision = _weighed(decision, {str(folder): scored[folder] for folder in weighing}, samples)
         save_decision(decision_path, decision)
     if tuning is not None:
         decision = tune_cuts(decision, scored[tuning], tuning)

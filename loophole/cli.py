@@ -328,8 +328,9 @@ def calibrate(folders: Annotated[list[Path] | None,
                   "--tune-cuts", help="A labelled folder (real pages) to choose per-pattern cuts on.")
               ] = None,
               weigh: Annotated[list[Path] | None, typer.Option(
-                  "--weigh", help="Labelled folders (real pages) the patterns' own weights are refitted on; their "
-                                  "text never enters a model.")] = None,
+                  "--weigh", help="A labelled folder of real pages the patterns' own weights are refitted on; "
+                                  "their text never enters a model. Repeat the option for each folder (one per "
+                                  "collection): the refit is then also scored holding each folder out.")] = None,
               ) -> None:
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration

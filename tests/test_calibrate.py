@@ -1,6 +1,7 @@
 """``loophole calibrate`` end to end on small labelled folders: the page text models and the decision
 are fitted and written, the patterns' own weights are refitted on a folder given with ``--weigh``, cuts
-are chosen on one given with ``--tune-cuts``, and a folder given for both is scored once."""
+are chosen on one given with ``--tune-cuts``, a folder given for both is scored once, and the refit is
+also scored held out by ``--weigh`` folder."""
 
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ def test_calibrate_weighs_and_tunes_on_one_scoring_of_the_same_folder(tmp_path: 
         return evaluate(folder, settings)
 
     monkeypatch.setattr(loophole.calibrate, "evaluate", counting)
-    written, real = [FIXTURES / "holdout15", FIXTURES / "holdout16"], FIXTURES / "genres_g"
+    written, real, other = [FIXTURES / "holdout15", FIXTURES / "holdout16"], FIXTURES / "genres_g", FIXTURES / "genres_h"
     out = tmp_path / "decision.yaml"
-    calibrated = run_calibration(Settings(home=tmp_path / "home"), written, False, out, real, [real])
-    assert scored.count(real) == 1 and sorted(scored[:2]) == written
+    calibrated = run_calibration(Settings(home=tmp_path / "home"), written, False, out, real, [real, other])
+    assert scored.count(real) == 1 and scored.count(other) == 1 and sorted(scored[:2]) == written
     decision = load_decision([out], calibrated.decision.model_id)
     assert decision is not None and (tmp_path / "text_models.npz").is_file()
     assert f"weights: {real}" in decision.sources and f"cuts: {real}" in decision.sources
     assert 0.0 < decision.cut_for("reseller-intermediary") < 1.0
     assert set(decision.cross_validation) >= {"held_out_by_folder_precision", "held_out_by_folder_ece"}
+    held_out = {k: v for k, v in decision.cross_validation.items() if k.startswith("held_out_by_real_folder_")}
+    assert set(held_out) == {f"held_out_by_real_folder_{k}" for k in ("precision", "recall", "false_alarms_per_100")}
+    assert 0.0 <= held_out["held_out_by_real_folder_recall"] <= 1.0

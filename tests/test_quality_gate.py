@@ -6,8 +6,9 @@ What is gated, and how honest each figure is:
 * ``holdout15``-``holdout18``: written apart from everything, never fitted on (held out);
 * ``holdout`` and ``holdout6``-``holdout14``: written apart, now fitted on (in-sample guards);
 * ``genres_*``: pages written in the genres of real web pages (relay sites, account shops,
-  tutorials with the offer inside, forum posts, KB pages, customer stories); fitted on (in-sample),
-  so their floors catch regressions, not generalisation;
+  tutorials with the offer inside, forum posts, KB pages, customer stories); ``a``-``f`` fitted on
+  (in-sample), so their floors catch regressions, not generalisation; ``g``-``i`` never fitted on,
+  gated at their first runs;
 * ``new_pattern_grey`` and ``new_pattern_eda``: pages of two patterns given only as YAML files, written
   apart from the files; decided by the generic weights (self-calibrated from each file's own examples);
 * the recorded cross-validated figures of the shipped decision model (``loophole calibrate``):
@@ -50,6 +51,12 @@ CORPORA: dict[str, tuple[int, Floors]] = {
     # seller's ad, and their twins (gateway software, client-app config, pay-it-yourself how-tos). Its
     # shapes are those the real third collection's first run missed. Gated at its first run (README).
     "genres_g": (60, {"precision": 0.81, "recall": 0.90, "macro_f1": 0.92}),
+    # Written apart and never fitted on either, each gated at its first run (README): sellers' own docs
+    # with one weak tie to the PRC against self-serve gateway, proxy and client docs and pay-it-yourself
+    # guides (genres_h; its twins' shapes are the real fourth collection's false alarms), and enterprise
+    # access, listings, channel posts and GPU brokers against their lawful twins (genres_i).
+    "genres_h": (60, {"precision": 0.73, "recall": 0.70, "macro_f1": 0.72}),
+    "genres_i": (60, {"precision": 0.89, "recall": 1.00, "macro_f1": 0.95}),
     # Written apart once (first runs in their READMEs), since fitted on: in-sample, regression guards.
     "holdout": (48, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
     "holdout6": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
