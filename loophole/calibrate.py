@@ -132,8 +132,21 @@ def _weighed(decision: DecisionModel, real: dict[str, list[Outcome]], written: l
                              **{f"held_out_by_real_folder_{k}": v for k, v in held_out.items()}}})
 
 
+def refuse_real_pages(folders: list[Path]) -> None:
+    """Stop before fitting text models on a folder of real pages (its labels carry a ``split``, as
+    tests/fixtures/real_web's do): their text must never enter a model or a shipped file, only their
+    features, through ``--weigh``. The easy slip is ``--weigh A B``, which leaves B a folder to fit on."""
+    for folder in folders:
+        path = folder / "labels.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        if any('"split"' in line for line in lines):
+            raise ConfigError(f"{folder}: its labels carry a split, so these are real pages; give it with --weigh "
+                              "(once per folder), not as a folder to fit text models on")
+
+
 def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None,
                     tuning: Path | None = None, weighing: list[Path] | None = None) -> Calibrated:
+    refuse_real_pages(folders)
     library = load_library(settings.pattern_files)
     samples, text_models = stacked_samples(labelled_outcomes(folders, settings), library)
     if use_feedback:

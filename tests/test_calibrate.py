@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import loophole.calibrate
-from ground.config import Settings
+from ground.config import ConfigError, Settings
 from index.decision import load_decision
 from loophole.calibrate import run_calibration
 from loophole.evaluate import Outcome
@@ -40,3 +40,15 @@ def test_calibrate_weighs_and_tunes_on_one_scoring_of_the_same_folder(tmp_path: 
     held_out = {k: v for k, v in decision.cross_validation.items() if k.startswith("held_out_by_real_folder_")}
     assert set(held_out) == {f"held_out_by_real_folder_{k}" for k in ("precision", "recall", "false_alarms_per_100")}
     assert 0.0 <= held_out["held_out_by_real_folder_recall"] <= 1.0
+
+
+def test_calibrate_refuses_to_fit_text_models_on_real_pages(tmp_path: Path) -> None:
+    """Real pages' text never enters a model: a folder whose labels carry a split is real pages, and
+    ``--weigh A B`` (which leaves B among the folders to fit on) must stop, not fit on B."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "labels.jsonl").write_text('{"file": "pages/a.html", "url": "https://a.example/", "kind": "other", '
+                                       '"lang": "en", "patterns": [], "split": "dev"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="real pages"):
+        run_calibration(Settings(home=tmp_path / "home"), [FIXTURES / "holdout15", real], False, None)
+    assert not (tmp_path / "home" / "decision.yaml").exists()
