@@ -29,7 +29,7 @@ from index.feedback import verdict_labels
 from index.patterns import PatternLibrary, load_library
 from index.store import Detection, Store
 from index.textmodel import REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
-from loophole.evaluate import Outcome, evaluate
+from loophole.evaluate import Outcome, evaluate, read_labels
 
 
 @dataclass
@@ -137,9 +137,7 @@ def refuse_real_pages(folders: list[Path]) -> None:
     tests/fixtures/real_web's do): their text must never enter a model or a shipped file, only their
     features, through ``--weigh``. The easy slip is ``--weigh A B``, which leaves B a folder to fit on."""
     for folder in folders:
-        path = folder / "labels.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        if any('"split"' in line for line in lines):
+        if any(label.split for label in read_labels(folder)):
             raise ConfigError(f"{folder}: its labels carry a split, so these are real pages; give it with --weigh "
                               "(once per folder), not as a folder to fit text models on")
 

@@ -29,6 +29,7 @@ class Label:
     url: str
     kind: str
     patterns: set[str]
+    split: str = ""        # real pages' labels carry one (tests/fixtures/real_web); written ones do not
 
 
 @dataclass
@@ -57,7 +58,7 @@ def read_labels(folder: Path) -> list[Label]:
         try:
             row = json.loads(line)
             labels.append(Label(row["file"], row.get("url") or row["file"], row.get("kind", ""),
-                                set(row.get("patterns") or [])))
+                                set(row.get("patterns") or []), row.get("split") or ""))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{number}: bad label line: {exc}") from exc
     return labels
