@@ -78,12 +78,15 @@ def _text_targets(outcomes: list[tuple[str, Outcome]]) -> list[str]:
     return sorted(pid for pid, count in counts.items() if count >= MIN_SUPPORT)
 
 
-def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary) -> tuple[list[Sample], TextModels]:
+def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary,
+                    vocabulary: list[tuple[str, Outcome]] | None = None) -> tuple[list[Sample], TextModels]:
     """The labelled samples with their ``text`` feature replaced by out-of-fold logits, and the text
-    models fitted on every page."""
+    models fitted on every page. ``vocabulary`` pages join the text models only: they are no samples
+    of the decision (see run_calibration)."""
+    taught = [*outcomes, *(vocabulary or [])]
     documents = [Document(outcome.text, frozenset(outcome.label.patterns), group, outcome.label.kind)
-                 for group, outcome in outcomes]
-    targets = [*_text_targets(outcomes), REPORTING]
+                 for group, outcome in taught]
+    targets = [*_text_targets(taught), REPORTING]
     extra = _author_sentences(library, targets)
     held_out = out_of_fold_scores(documents, targets, extra)
     samples = [replace(sample, features={**sample.features, "text": held_out[i].get(sample.pattern_id, 0.0),
@@ -143,16 +146,23 @@ def refuse_real_pages(folders: list[Path]) -> None:
 
 
 def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool, out: Path | None,
-                    tuning: Path | None = None, weighing: list[Path] | None = None) -> Calibrated:
-    refuse_real_pages(folders)
+                    tuning: Path | None = None, weighing: list[Path] | None = None,
+                    vocabulary: list[Path] | None = None) -> Calibrated:
+    """``vocabulary`` folders teach the page text models only. Why: the generic weights decide every
+    pattern that has no pages of its own, and folders written to teach one pattern's web genres (relay
+    docs against self-hosted gateways) would tilt them, and the cut they are held to, towards that one
+    pattern's shapes; as text their words still reach the pattern they were written for."""
+    refuse_real_pages([*folders, *(vocabulary or [])])
     library = load_library(settings.pattern_files)
-    samples, text_models = stacked_samples(labelled_outcomes(folders, settings), library)
+    samples, text_models = stacked_samples(labelled_outcomes(folders, settings), library,
+                                           labelled_outcomes(vocabulary or [], settings))
     if use_feedback:
         samples += feedback_samples(settings)
     if not samples:
         raise ConfigError("nothing to calibrate on: give a labelled folder or record verdicts with `loophole feedback`")
     model_id = get_embedder(settings.embedding.model, settings.embedding.batch_size).model_id
-    sources = [str(folder) for folder in folders] + (["feedback"] if use_feedback else [])
+    sources = ([str(folder) for folder in folders] + [f"text models only: {folder}" for folder in vocabulary or []]
+               + (["feedback"] if use_feedback else []))
     held_out = {f"held_out_by_folder_{k}": v for k, v in leave_group_out(samples, model_id).items()}
     unseen = leave_pattern_out(samples, model_id)
     generic_cut = best_generic_cut(unseen)

@@ -331,13 +331,16 @@ def calibrate(folders: Annotated[list[Path] | None,
                   "--weigh", help="A labelled folder of real pages the patterns' own weights are refitted on; "
                                   "their text never enters a model. Repeat the option for each folder (one per "
                                   "collection): the refit is then also scored holding each folder out.")] = None,
+              vocabulary: Annotated[list[Path] | None, typer.Option(
+                  "--text-only", help="A labelled folder of written pages that teaches the page text models only, "
+                                      "not the decision's weights or cuts. Repeat for each folder.")] = None,
               ) -> None:
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
     settings = command_settings()
     try:
-        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune, weigh or [])
+        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune, weigh or [], vocabulary or [])
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     calibration = calibrated.decision

@@ -6,12 +6,14 @@ also scored held out by ``--weigh`` folder."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import loophole.calibrate
 from ground.config import ConfigError, Settings
-from index.decision import load_decision
+from index.decision import DecisionModel, Sample, load_decision
+from index.textmodel import Document
 from loophole.calibrate import run_calibration
 from loophole.evaluate import Outcome
 
@@ -52,3 +54,37 @@ def test_calibrate_refuses_to_fit_text_models_on_real_pages(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="real pages"):
         run_calibration(Settings(home=tmp_path / "home"), [FIXTURES / "holdout15", real], False, None)
     assert not (tmp_path / "home" / "decision.yaml").exists()
+
+
+def test_text_only_folders_teach_the_text_models_not_the_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``--text-only`` folder's pages are in the text models' vocabulary and training, and are no sample
+    of the decision: the generic weights (and their cut) stay what the other folders make them."""
+    fitted: list[str] = []
+    taught: list[str] = []
+    fit, out_of_fold = loophole.calibrate.fit, loophole.calibrate.out_of_fold_scores
+
+    def recording(samples: list[Sample], *args: Any, **kwargs: Any) -> DecisionModel:
+        fitted.extend(sample.group for sample in samples)
+        return fit(samples, *args, **kwargs)
+
+    def teaching(documents: list[Document], *args: Any) -> list[dict[str, float]]:
+        taught.extend(document.group for document in documents)
+        return out_of_fold(documents, *args)
+
+    monkeypatch.setattr(loophole.calibrate, "fit", recording)
+    monkeypatch.setattr(loophole.calibrate, "out_of_fold_scores", teaching)
+    written, vocabulary = [FIXTURES / "holdout15", FIXTURES / "holdout16"], FIXTURES / "genres_g"
+    out = tmp_path / "decision.yaml"
+    calibrated = run_calibration(Settings(home=tmp_path / "home"), written, False, out, vocabulary=[vocabulary])
+    assert set(fitted) == {"holdout15", "holdout16"}
+    assert f"text models only: {vocabulary}" in calibrated.decision.sources
+    assert set(taught) == {"holdout15", "holdout16", "genres_g"}
+
+
+def test_text_only_folders_of_real_pages_are_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "labels.jsonl").write_text('{"file": "pages/a.html", "url": "https://a.example/", "kind": "other", '
+                                       '"lang": "en", "patterns": [], "split": "test"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="real pages"):
+        run_calibration(Settings(home=tmp_path / "home"), [FIXTURES / "holdout15"], False, None, vocabulary=[real])

