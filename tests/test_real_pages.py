@@ -1,6 +1,6 @@
 """Detection on real web pages (tests/fixtures/real_web): relay and proxy sellers and their docs,
 account shops, top-up services, real news and commentary, official documentation and other real
-negatives, in four collections (each gathered later than the one before, from other searches and
+negatives, in five collections (each gathered later than the one before, from other searches and
 other hosts).
 
 Their text is not ours to publish, so only addresses and labels are committed; the pages live in
@@ -12,7 +12,7 @@ split (README, "Measured quality"), so the ``test`` split, split by site, never 
 fitted on, is the honest figure; the first two collections together guard against regressions. The
 third collection is all ``dev`` (the shapes of the pages it missed were described to the writer of
 ``genres_g``), but no shipped decision has been refitted on it: it is gated at its first run. The
-fourth is all ``test``: scored, never read, never fitted on, and gated at its first run too.
+fourth and the fifth are all ``test``: scored, never read, never fitted on, and gated at their first runs too.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ REAL = Path(__file__).parent / "fixtures" / "real_web"
 # Floors only rise. The first collection keeps its floors (measured 0.86 / 0.89 with the shipped
 # models); the test parts of the first two collections and those two collections together are gated at
 # what they measure (README, "Measured quality": 0.786 / 0.759 and 0.831 / 0.771); the third collection
-# at its first run (0.667 / 0.353: no decision has been refitted on it), and so is the fourth (0.273 / 0.333:
-# 9 sellers, 81 negatives).
+# at its first run (0.667 / 0.353: no decision has been refitted on it), and so are the fourth (0.273 / 0.333:
+# 9 sellers, 81 negatives) and the fifth (0.500 / 0.455: 11 sellers, 75 negatives).
 FLOORS = {"first": {"precision": 0.84, "recall": 0.85}, "test": {"precision": 0.78, "recall": 0.75},
           "first_two": {"precision": 0.83, "recall": 0.77}, "third": {"precision": 0.66, "recall": 0.35},
-          "fourth": {"precision": 0.27, "recall": 0.33}}
-MAX_NEWS_ALERTS = 1    # one price comparison of coding-tool providers (README)
+          "fourth": {"precision": 0.27, "recall": 0.33}, "fifth": {"precision": 0.50, "recall": 0.45}}
+# The news and analysis pieces that alert, by name, so that another one fails: a price comparison of
+# coding-tool providers (first collection) and, at the fifth collection's first run, one news piece (README).
+NEWS_ALERTS_ALLOWED = {"pages/s090.html", "pages/t017.html"}
 
 
 def _rows() -> list[dict]:
@@ -62,9 +64,10 @@ def test_real_pages_floors() -> None:
                                   and collection[o.label.file] <= 2]),
                 "first": _figures([o for o in outcomes if collection[o.label.file] == 1]),
                 "third": _figures([o for o in outcomes if collection[o.label.file] == 3]),
-                "fourth": _figures([o for o in outcomes if collection[o.label.file] == 4])}
+                "fourth": _figures([o for o in outcomes if collection[o.label.file] == 4]),
+                "fifth": _figures([o for o in outcomes if collection[o.label.file] == 5])}
     for part, floors in FLOORS.items():
         for name, floor in floors.items():
             assert measured[part][name] >= floor, (part, measured)
-    news = [o.label.file for o in outcomes if o.label.kind == "news-commentary" and o.predicted]
-    assert len(news) <= MAX_NEWS_ALERTS, news
+    news = {o.label.file for o in outcomes if o.label.kind == "news-commentary" and o.predicted}
+    assert news <= NEWS_ALERTS_ALLOWED, news
