@@ -99,6 +99,7 @@ CLI_CASES = [
     ["digest", "--out", "/proc/forbidden"], ["search", ""], ["search", "x", "--limit", "0"], ["search", "x", "--page", "-1"],
     ["users", "add", ""], ["users", "add", HUGE], ["users", "add", "x", "--role", "root"], ["users", "remove", "nobody"],
     ["eval", "/nonexistent"], ["eval", "/"], ["ingest", "/nonexistent"], ["calibrate", "/nonexistent"],
+    ["calibrate", "--text-only", "/nonexistent"], ["calibrate", "--text-only"],
     ["serve", "--port", "70000"], ["serve", "--port", "x"], ["run", "--bogus"], ["db", "nope"], ["\x00"],
 ]
 
