@@ -262,7 +262,7 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
                  as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
                  ) -> None:
     """Score a labelled folder (in a temporary data directory; your data is untouched)."""
-    from loophole.evaluate import evaluate, misclassified
+    from loophole.evaluate import evaluate, false_alarms, misclassified
 
     try:
         result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json)
@@ -271,14 +271,16 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))   # the contract in spec/design.md, nothing more
         return
-    _print_eval(result, misclassified(outcomes))
+    _print_eval(result, misclassified(outcomes), *false_alarms(outcomes))
 
 
-def _print_eval(result: dict, wrong: list) -> None:
+def _print_eval(result: dict, wrong: list, per_100: float, news: list[str]) -> None:
     out = Console()
     alert = result["alert"]
     out.print(f"documents {result['documents']}  alert P {alert['precision']:.3f} R {alert['recall']:.3f} "
               f"F1 {alert['f1']:.3f}  macro-F1 {result['macro_f1']:.3f}")
+    out.print(f"false alarms per 100 negatives {per_100:.1f}  news alerts {len(news)}"
+              + (f" ({', '.join(news)})" if news else ""), highlight=False, markup=False)
     table = Table(title="Per pattern")
     for column in ("pattern", "precision", "recall", "f1", "support"):
         table.add_column(column)

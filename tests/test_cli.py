@@ -28,7 +28,8 @@ def labelled_folder(tmp_path: Path) -> Path:
     lines = []
     for name, (title, body, patterns) in pages.items():
         (folder / name).write_text(PAGE.format(t=title, b=body), encoding="utf-8")
-        lines.append(json.dumps({"file": name, "url": f"http://127.0.0.1/{name}", "kind": "procurement-notice",
+        kind = "other" if patterns else "procurement-notice"     # labelled kinds need not be what the guess says
+        lines.append(json.dumps({"file": name, "url": f"http://127.0.0.1/{name}", "kind": kind,
                                  "lang": "zh", "patterns": patterns}, ensure_ascii=False))
     (folder / "labels.jsonl").write_text("\n".join(lines), encoding="utf-8")
     return folder
@@ -59,7 +60,23 @@ def test_eval_json_contract_and_runtime_pattern_file(tmp_path: Path) -> None:
     assert result["documents"] == 2
     assert set(result["alert"]) == {"precision", "recall", "f1", "tp", "fp", "fn"}
     assert result["patterns"]["satellite-imagery"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    assert result["alerts_by_kind"] == {"other": 1}, "flagged documents counted by their labelled kind"
     assert not (tmp_path / "home").exists(), "eval must not touch the user's data directory"
+
+
+def test_eval_prints_false_alarms_and_news_alerts(tmp_path: Path) -> None:
+    """The reader's figures beside P and R: false alarms per 100 pages without evidence, and which news
+    pages alerted (here the page without evidence is labelled news and the new pattern alerts on it)."""
+    folder = labelled_folder(tmp_path)
+    rows = [json.loads(line) for line in (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    (folder / "labels.jsonl").write_text("\n".join(json.dumps({**row, "kind": "news-commentary", "patterns": []})
+                                                   if row["file"] == "a.html" else json.dumps(row) for row in rows),
+                                         encoding="utf-8")
+    patterns = tmp_path / "new.yaml"
+    patterns.write_text(NEW_PATTERN, encoding="utf-8")
+    completed = run(["eval", str(folder), "--patterns", str(patterns)], tmp_path / "home")
+    assert completed.returncode == 0, completed.stderr
+    assert "false alarms per 100 negatives 50.0 news alerts 1 (a.html)" in " ".join(completed.stdout.split())
 
 
 def test_malformed_pattern_file_names_file_line_and_field(tmp_path: Path) -> None:
