@@ -94,13 +94,17 @@ def metrics(outcomes: list[Outcome], pattern_ids: Iterable[str]) -> dict:
     }
 
 
+def news_alerts(outcomes: list[Outcome]) -> list[str]:
+    """The pages labelled news or commentary that alerted: never evidence, whatever they report."""
+    return [o.label.file for o in outcomes if o.predicted and o.label.kind == "news-commentary"]
+
+
 def false_alarms(outcomes: list[Outcome]) -> tuple[float, list[str]]:
     """False alarms per 100 pages labelled with no pattern, and the labelled news pages that alerted: the two
     figures a reader of the daily email feels most (kept out of the JSON, whose shape is a contract)."""
     negatives = sum(1 for o in outcomes if not o.label.patterns)
     alarms = sum(1 for o in outcomes if o.predicted and not o.label.patterns)
-    news = [o.label.file for o in outcomes if o.predicted and o.label.kind == "news-commentary"]
-    return (round(100 * alarms / negatives, 1) if negatives else 0.0), news
+    return (round(100 * alarms / negatives, 1) if negatives else 0.0), news_alerts(outcomes)
 
 
 def _why(detection: Detection) -> str:

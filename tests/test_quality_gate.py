@@ -25,7 +25,7 @@ import pytest
 
 from ground.config import Settings, read_yaml_mapping
 from index.decision import DecisionModel
-from loophole.evaluate import Outcome, evaluate
+from loophole.evaluate import Outcome, evaluate, news_alerts
 from tests.conftest import DEV_CORPUS, needs
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -97,10 +97,6 @@ def _evaluate(folder: Path, patterns: list[Path] | None = None) -> tuple[dict, l
         return evaluate(folder, Settings(home=tmp), patterns or [])
 
 
-def _no_news_alerts(outcomes: list[Outcome]) -> list[str]:
-    return [o.label.file for o in outcomes if o.label.kind == "news-commentary" and o.predicted]
-
-
 def _check(result: dict, floors: Floors) -> None:
     assert result["alert"]["precision"] >= floors["precision"], result["alert"]
     assert result["alert"]["recall"] >= floors["recall"], result["alert"]
@@ -112,7 +108,7 @@ def test_dev_corpus_floors() -> None:
     result, outcomes = _evaluate(DEV_CORPUS)
     assert result["documents"] == 90
     _check(result, DEV_FLOORS)
-    assert _no_news_alerts(outcomes) == []
+    assert news_alerts(outcomes) == []
 
 
 @pytest.mark.parametrize("folder", sorted(CORPORA))
@@ -121,7 +117,7 @@ def test_corpus_floors(folder: str) -> None:
     result, outcomes = _evaluate(FIXTURES / folder)
     assert result["documents"] == documents
     _check(result, floors)
-    assert set(_no_news_alerts(outcomes)) <= set(NEWS_ALLOWED.get(folder, []))
+    assert set(news_alerts(outcomes)) <= set(NEWS_ALLOWED.get(folder, []))
 
 
 @pytest.mark.parametrize("pattern_id", sorted(NEW_PATTERNS))
@@ -133,7 +129,7 @@ def test_a_pattern_nobody_tuned_for_calibrates_itself(pattern_id: str) -> None:
     assert result["documents"] == documents
     assert result["patterns"][pattern_id]["f1"] >= floor, result["patterns"][pattern_id]
     # A news piece and a forum discussion about the grey market still draw an alert (README, "Measured quality").
-    assert len(_no_news_alerts(outcomes)) <= 2
+    assert len(news_alerts(outcomes)) <= 2
 
 
 def test_recorded_cross_validation_floors() -> None:
