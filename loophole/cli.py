@@ -19,6 +19,7 @@ from loophole.cli_common import command_settings, fail
 
 if TYPE_CHECKING:
     from ground.sources import Source
+    from loophole.evaluate import Confidence
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -262,7 +263,7 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
                  as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
                  ) -> None:
     """Score a labelled folder (in a temporary data directory; your data is untouched)."""
-    from loophole.evaluate import evaluate, false_alarms, misclassified
+    from loophole.evaluate import confidence, evaluate, false_alarms, misclassified
 
     try:
         result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json)
@@ -271,11 +272,12 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))   # the contract in spec/design.md, nothing more
         return
-    _print_eval(result, misclassified(outcomes), *false_alarms(outcomes))
-
-
-def _print_eval(result: dict, wrong: list, per_100: float, news: list[str]) -> None:
     out = Console()
+    _print_eval(out, result, misclassified(outcomes), *false_alarms(outcomes))
+    _print_confidence(out, confidence(outcomes))
+
+
+def _print_eval(out: Console, result: dict, wrong: list, per_100: float, news: list[str]) -> None:
     alert = result["alert"]
     out.print(f"documents {result['documents']}  alert P {alert['precision']:.3f} R {alert['recall']:.3f} "
               f"F1 {alert['f1']:.3f}  macro-F1 {result['macro_f1']:.3f}")
@@ -292,6 +294,19 @@ def _print_eval(result: dict, wrong: list, per_100: float, news: list[str]) -> N
                   f"predicted {sorted(outcome.predicted)}", highlight=False)
         for pid, why in outcome.evidence.items():
             out.print(f"    {pid}: {why}", highlight=False, markup=False)
+
+
+def _print_confidence(out: Console, shown: Confidence) -> None:
+    """What a score in an alert means on this folder (loophole.evaluate.confidence)."""
+    out.print(f"confidence of the scores: Brier {shown.brier:.3f}, expected calibration error {shown.ece:.3f}",
+              highlight=False)
+    table = Table(title="Scores against labels (every page, every pattern)")
+    for column in ("score", "scored", "mean score", "evidence"):
+        table.add_column(column)
+    for band in shown.bands:
+        table.add_row(f"{band.low:.1f}-{band.high:.1f}", str(band.scores), f"{band.mean_score:.2f}",
+                      f"{band.evidence:.2f}")
+    out.print(table)
 
 
 @app.command()

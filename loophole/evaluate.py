@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ground.config import ConfigError, Settings
+from index.crossval import reliability
 from index.decision import Sample
 from index.store import Detection, Document
 from index.textmodel import opening
@@ -40,6 +41,7 @@ class Outcome:
     evidence: dict[str, str] = field(default_factory=dict)
     features: dict[str, dict[str, float]] = field(default_factory=dict)   # pattern -> evidence features
     text: str = ""                                                         # the page's opening (index.textmodel)
+    scores: dict[str, float] = field(default_factory=dict)                 # pattern -> the alert probability shown
 
     def samples(self, group: str = "") -> list[Sample]:
         """Every pattern's features with the truth, for fitting and checking a decision model."""
@@ -107,6 +109,43 @@ def false_alarms(outcomes: list[Outcome]) -> tuple[float, list[str]]:
     return (round(100 * alarms / negatives, 1) if negatives else 0.0), news_alerts(outcomes)
 
 
+# Score bands for the reliability table: finer where alerts are decided, as a reader would ask "what is a 0.8?".
+SCORE_BANDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class Band:
+    low: float
+    high: float
+    scores: int            # page-pattern scores in the band
+    mean_score: float
+    evidence: float        # the share of them that is labelled evidence of that pattern
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """Whether the scores shown in alerts mean what they say on this folder: the Brier score, the expected
+    calibration error and, per band of scores, how often a page scored so was evidence."""
+
+    brier: float
+    ece: float
+    bands: list[Band]
+
+
+def confidence(outcomes: list[Outcome]) -> Confidence:
+    """Over every page and every pattern it was scored for (suppressed scores left out, as they never alert).
+    Why: the digest shows each alert's probability; on labelled pages a reader can check what 0.8 means."""
+    pairs = [(score, pid in o.label.patterns) for o in outcomes for pid, score in o.scores.items()]
+    figures = reliability([p for p, _ in pairs], [t for _, t in pairs]) if pairs else {"brier": 0.0, "ece": 0.0}
+    bands = []
+    for low, high in zip(SCORE_BANDS, SCORE_BANDS[1:], strict=False):
+        inside = [(p, t) for p, t in pairs if low <= p < high or (high == SCORE_BANDS[-1] and p == high)]
+        if inside:
+            bands.append(Band(low, high, len(inside), round(sum(p for p, _ in inside) / len(inside), 3),
+                              round(sum(t for _, t in inside) / len(inside), 3)))
+    return Confidence(figures["brier"], figures["ece"], bands)
+
+
 def _why(detection: Detection) -> str:
     """Score against threshold, any gate that suppressed the pattern, and the deciding sentence."""
     reasons = detection.reasons or {}
@@ -130,9 +169,10 @@ def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
             detections = list(session.scalars(select(Detection).where(Detection.doc_id == doc.id)))
             flagged = {d.pattern_id for d in detections if d.flagged}
             evidence = {d.pattern_id: _why(d) for d in detections if d.flagged or d.pattern_id in label.patterns}
-            features = {d.pattern_id: (d.reasons or {}).get("features", {}) for d in detections
-                        if not (d.reasons or {}).get("suppressed")}
-            outcomes.append(Outcome(label, flagged, doc.kind, evidence, features, opening(doc.title, doc.text)))
+            scored = [d for d in detections if not (d.reasons or {}).get("suppressed")]
+            features = {d.pattern_id: (d.reasons or {}).get("features", {}) for d in scored}
+            outcomes.append(Outcome(label, flagged, doc.kind, evidence, features, opening(doc.title, doc.text),
+                                    {d.pattern_id: d.score for d in scored}))
     return outcomes
 
 

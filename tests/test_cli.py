@@ -76,7 +76,9 @@ def test_eval_prints_false_alarms_and_news_alerts(tmp_path: Path) -> None:
     patterns.write_text(NEW_PATTERN, encoding="utf-8")
     completed = run(["eval", str(folder), "--patterns", str(patterns)], tmp_path / "home")
     assert completed.returncode == 0, completed.stderr
-    assert "false alarms per 100 negatives 50.0 news alerts 1 (a.html)" in " ".join(completed.stdout.split())
+    printed = " ".join(completed.stdout.split())
+    assert "false alarms per 100 negatives 50.0 news alerts 1 (a.html)" in printed
+    assert "confidence of the scores: Brier" in printed, "what a score means on this folder is printed too"
 
 
 def test_malformed_pattern_file_names_file_line_and_field(tmp_path: Path) -> None:
