@@ -1,6 +1,6 @@
 """Detection on real web pages (tests/fixtures/real_web): relay and proxy sellers and their docs,
 account shops, top-up services, real news and commentary, official documentation and other real
-negatives, in five collections (each gathered later than the one before, from other searches and
+negatives, in six collections (each gathered later than the one before, from other searches and
 other hosts).
 
 Their text is not ours to publish, so only addresses and labels are committed; the pages live in
@@ -12,7 +12,7 @@ split (README, "Measured quality"), so the ``test`` split, split by site, never 
 fitted on, is the honest figure; the first two collections together guard against regressions. The
 third collection is all ``dev`` (the shapes of the pages it missed were described to the writer of
 ``genres_g``), but no shipped decision has been refitted on it: it is gated at its first run. The
-fourth and the fifth are all ``test``: scored, never read, never fitted on, and gated at their first runs too.
+fourth, fifth and sixth are all ``test``: scored, never read, never fitted on, and gated at their first runs too.
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ REAL = Path(__file__).parent / "fixtures" / "real_web"
 # models); the test parts of the first two collections and those two collections together are gated at
 # what they measure (README, "Measured quality": 0.786 / 0.759 and 0.831 / 0.771); the third collection
 # at its first run (0.667 / 0.353: no decision has been refitted on it), and so are the fourth (0.273 / 0.333:
-# 9 sellers, 81 negatives) and the fifth (0.500 / 0.455: 11 sellers, 75 negatives).
+# 9 sellers, 81 negatives), the fifth (0.500 / 0.455: 11 sellers, 75 negatives) and the sixth (0.231 / 1.000:
+# 3 sellers, 85 negatives, 10 of them alerting).
 FLOORS = {"first": {"precision": 0.84, "recall": 0.85}, "test": {"precision": 0.78, "recall": 0.75},
           "first_two": {"precision": 0.83, "recall": 0.77}, "third": {"precision": 0.66, "recall": 0.35},
-          "fourth": {"precision": 0.27, "recall": 0.33}, "fifth": {"precision": 0.50, "recall": 0.45}}
+          "fourth": {"precision": 0.27, "recall": 0.33}, "fifth": {"precision": 0.50, "recall": 0.45},
+          "sixth": {"precision": 0.23, "recall": 1.0}}
 # The news and analysis pieces that alert, by name, so that another one fails: a price comparison of
 # coding-tool providers (first collection) and, at the fifth collection's first run, one news piece (README).
 NEWS_ALERTS_ALLOWED = {"pages/s090.html", "pages/t017.html"}
-COLLECTIONS = {"first": 1, "third": 3, "fourth": 4, "fifth": 5}    # gated one by one (the second only with the first)
+COLLECTIONS = {"first": 1, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6}    # gated one by one (the second only with the first)
 
 
 def _rows() -> list[dict]:
