@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -137,12 +138,11 @@ def confidence(outcomes: list[Outcome]) -> Confidence:
     Why: the digest shows each alert's probability; on labelled pages a reader can check what 0.8 means."""
     pairs = [(score, pid in o.label.patterns) for o in outcomes for pid, score in o.scores.items()]
     figures = reliability([p for p, _ in pairs], [t for _, t in pairs]) if pairs else {"brier": 0.0, "ece": 0.0}
-    bands = []
-    for low, high in zip(SCORE_BANDS, SCORE_BANDS[1:], strict=False):
-        inside = [(p, t) for p, t in pairs if low <= p < high or (high == SCORE_BANDS[-1] and p == high)]
-        if inside:
-            bands.append(Band(low, high, len(inside), round(sum(p for p, _ in inside) / len(inside), 3),
-                              round(sum(t for _, t in inside) / len(inside), 3)))
+    banded: dict[int, list[tuple[float, bool]]] = {}
+    for p, t in pairs:   # each band holds its low end; the last also holds 1.0
+        banded.setdefault(min(bisect_right(SCORE_BANDS, p), len(SCORE_BANDS) - 1) - 1, []).append((p, t))
+    bands = [Band(SCORE_BANDS[i], SCORE_BANDS[i + 1], len(inside), round(sum(p for p, _ in inside) / len(inside), 3),
+                  round(sum(t for _, t in inside) / len(inside), 3)) for i, inside in sorted(banded.items())]
     return Confidence(figures["brier"], figures["ece"], bands)
 
 
