@@ -11,6 +11,7 @@ The decision (index.decision) turns the features into a calibrated probability.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from index.evidence import (
 )
 from index.patterns import Pattern, PatternLibrary
 from index.textmodel import REPORTING, ExampleTextModel, example_text_model
+
+log = logging.getLogger(__name__)
 
 # Exclusion cues: a requirement that rules something out reads like evidence to an embedding.
 NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能使用", "不可使用", "不采用", "不含",
@@ -137,6 +140,11 @@ class Detector:
                                 [self._example_types(text) for text in pattern.counter_examples])
         others = [e for p in self.library.patterns if p.id != pattern.id for e in p.examples]
         text_model = example_text_model(pattern.examples, pattern.counter_examples, self._background_texts, others)
+        if text_model is not None and not text_model.separates:
+            log.warning("pattern %s: with each of its %d examples held out in turn, they score no higher than its "
+                        "counter-examples, so its own text model tells only the subject apart; more examples, "
+                        "in the different words evidence is written in, would let it tell evidence from near misses",
+                        pattern.id, len(pattern.examples))
         return PatternVectors(pattern, example_vectors, counter_vectors,
                               [fold(k) for k in pattern.keywords], examples, vetoes, profile, text_model)
 

@@ -20,9 +20,11 @@ from index.decision import (
     fit,
     load_decision,
     save_decision,
+    untrained,
     weighed_on,
 )
 from index.detect import (
+    Detector,
     PatternVectors,
     Units,
     about_mainland_cloud,
@@ -33,9 +35,10 @@ from index.detect import (
     names_tie_outside_exclusions,
     only_generic_types,
 )
+from index.embed import get_embedder
 from index.endpoints import serves_itself, third_party_endpoints
 from index.entities import Entity, Watchlist, fold, load_watchlist
-from index.evidence import PatternProfile, build_profile, type_cover
+from index.evidence import PatternProfile, build_profile, load_background, type_cover
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
 from index.store import Detection
@@ -169,6 +172,25 @@ def test_a_patterns_own_text_model_is_on_its_own_scale() -> None:
     assert model is not None
     assert model.score("全新 H100 整机现货，可开专票，深圳仓发货") > model.score("RTX 4090 显卡包邮，京东自营")
     assert example_text_model(examples[:1], counters, [], []) is None
+
+
+def test_a_pattern_whose_examples_cannot_be_told_from_its_near_misses_is_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The EDA pattern's 4 examples, each held out, score below its counter-examples: its author is told
+    so when the detector is built, while the shipped patterns (26-60 examples) raise no such warning."""
+    settings = Settings()
+    background = load_background(settings.background_file)
+    library = load_library([*settings.pattern_files, NEW_PATTERN / "eda.yaml"])
+    models = {p.id: example_text_model(p.examples, p.counter_examples, background,
+                                       [e for q in library.patterns if q.id != p.id for e in q.examples])
+              for p in library.patterns}
+    assert all(m is not None for m in models.values())
+    assert [pid for pid, m in models.items() if m is not None and not m.separates] == ["eda-cloud-access"]
+    with caplog.at_level(logging.WARNING, logger="index.detect"):
+        embedder = get_embedder(settings.embedding.model, settings.embedding.batch_size)
+        Detector(library, embedder, untrained(embedder.model_id), background=background)
+    assert "pattern eda-cloud-access: with each of its 4 examples held out" in caplog.text
+    assert "reseller-intermediary" not in caplog.text
 
 
 def test_a_profile_scales_similarity_by_the_patterns_own_examples() -> None:
