@@ -179,16 +179,14 @@ def test_a_pattern_whose_examples_cannot_be_told_from_its_near_misses_is_named(
     """The EDA pattern's 4 examples, each held out, score below its counter-examples: its author is told
     so when the detector is built, while the shipped patterns (26-60 examples) raise no such warning."""
     settings = Settings()
-    background = load_background(settings.background_file)
     library = load_library([*settings.pattern_files, NEW_PATTERN / "eda.yaml"])
-    models = {p.id: example_text_model(p.examples, p.counter_examples, background,
-                                       [e for q in library.patterns if q.id != p.id for e in q.examples])
-              for p in library.patterns}
+    embedder = get_embedder(settings.embedding.model, settings.embedding.batch_size)
+    with caplog.at_level(logging.WARNING, logger="index.detect"):
+        detector = Detector(library, embedder, untrained(embedder.model_id),
+                            background=load_background(settings.background_file))
+    models = {pv.pattern.id: pv.text_model for pv in detector.vectors}
     assert all(m is not None for m in models.values())
     assert [pid for pid, m in models.items() if m is not None and not m.separates] == ["eda-cloud-access"]
-    with caplog.at_level(logging.WARNING, logger="index.detect"):
-        embedder = get_embedder(settings.embedding.model, settings.embedding.batch_size)
-        Detector(library, embedder, untrained(embedder.model_id), background=background)
     assert "pattern eda-cloud-access: with each of its 4 examples held out" in caplog.text
     assert "reseller-intermediary" not in caplog.text
 
