@@ -96,6 +96,19 @@ def leave_pattern_out(samples: Sequence[Sample], model_id: str) -> dict[str, Sco
     return held
 
 
+def leave_new_pattern_out(samples: Sequence[Sample], new_patterns: Sequence[Sample],
+                          model_id: str) -> dict[str, Scored]:
+    """For each pattern given as a YAML file, the generic weights fitted on the other such patterns'
+    pages (index.decision.fit's ``new_patterns``) score its own: what the next pattern added as a YAML
+    file should expect."""
+    held: dict[str, Scored] = {}
+    for pid in sorted({s.pattern_id for s in new_patterns}):
+        others = [s for s in new_patterns if s.pattern_id != pid]
+        model = fit(samples, model_id, new_patterns=others).model_copy(update={"patterns": {}})
+        held[pid] = [(model.probability(pid, s.features), s.positive) for s in new_patterns if s.pattern_id == pid]
+    return held
+
+
 def f1_at(scored: Scored, cut: float) -> float:
     tp = sum(1 for p, t in scored if p >= cut and t)
     fp = sum(1 for p, t in scored if p >= cut and not t)

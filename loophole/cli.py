@@ -351,13 +351,19 @@ def calibrate(folders: Annotated[list[Path] | None,
               vocabulary: Annotated[list[Path] | None, typer.Option(
                   "--text-only", help="A labelled folder of written pages that teaches the page text models only, "
                                       "not the decision's weights or cuts. Repeat for each folder.")] = None,
+              new_pattern: Annotated[list[str] | None, typer.Option(
+                  "--new-pattern", help="FOLDER=PATTERN_FILE: pages written for a pattern given only as a YAML file. "
+                                        "Given any, the generic weights (for patterns without weights of their own) "
+                                        "are fitted on these and their cut chosen holding each out. Repeat for each.")
+              ] = None,
               ) -> None:
     """Fit the decision model (generic and per-pattern weights) on labelled folders and verdicts."""
     from loophole.calibrate import run_calibration
 
     settings = command_settings()
     try:
-        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune, weigh or [], vocabulary or [])
+        calibrated = run_calibration(settings, folders or [], use_feedback, out, tune, weigh or [], vocabulary or [],
+                                     [_folder_and_pattern(pair) for pair in new_pattern or []])
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     calibration = calibrated.decision
@@ -372,6 +378,13 @@ def calibrate(folders: Annotated[list[Path] | None,
         typer.echo(f"  {pid:36} cut {cut} (chosen on the --tune-cuts folder)")
     for name, value in calibration.cross_validation.items():
         typer.echo(f"  {name:48} {value:.3f}")
+
+
+def _folder_and_pattern(pair: str) -> tuple[Path, Path]:
+    folder, sep, pattern_file = pair.partition("=")
+    if not sep or not Path(folder).is_dir() or not Path(pattern_file).is_file():
+        raise ConfigError(f"--new-pattern {pair}: give FOLDER=PATTERN_FILE, an existing folder and pattern file")
+    return Path(folder), Path(pattern_file)
 
 
 @app.command()

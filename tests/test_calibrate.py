@@ -1,47 +1,123 @@
 """``loophole calibrate`` end to end on small labelled folders: the page text models and the decision
 are fitted and written, the patterns' own weights are refitted on a folder given with ``--weigh``, cuts
-are chosen on one given with ``--tune-cuts``, a folder given for both is scored once, and the refit is
-also scored held out by ``--weigh`` folder."""
+are chosen on one given with ``--tune-cuts``, a folder given for both is scored once, the refit is also
+scored held out by ``--weigh`` folder, ``--text-only`` folders teach the text models only, and
+``--new-pattern`` folders fit the generic weights. One calibration with every option serves the tests
+that read it (a calibration takes half a minute here)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 import loophole.calibrate
 from ground.config import ConfigError, Settings
+from index.crossval import CUTS
 from index.decision import DecisionModel, Sample, load_decision
 from index.textmodel import Document
-from loophole.calibrate import run_calibration
+from loophole.calibrate import Calibrated, run_calibration
+from loophole.cli import app
 from loophole.evaluate import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures"
+WRITTEN = [FIXTURES / "holdout15", FIXTURES / "holdout16"]
+REAL, OTHER, VOCABULARY = FIXTURES / "genres_g", FIXTURES / "genres_h", FIXTURES / "genres_i"
+NEW = [(FIXTURES / "new_pattern_sat", FIXTURES / "patterns" / "commercial-satellite-imagery.yaml"),
+       (FIXTURES / "new_pattern_fab", FIXTURES / "patterns" / "fab-tool-servicing.yaml")]
+NEW_IDS = {"commercial-satellite-imagery", "fab-tool-servicing"}
 
 
-def test_calibrate_weighs_and_tunes_on_one_scoring_of_the_same_folder(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    scored: list[Path] = []
-    evaluate = loophole.calibrate.evaluate
+@dataclass
+class Inputs:
+    """What went into a calibration: the folders scored (in order), the groups of the decision's samples
+    and of the text models' documents, and the new patterns' samples."""
 
-    def counting(folder: Path, settings: Settings) -> tuple[dict, list[Outcome]]:
-        scored.append(folder)
-        return evaluate(folder, settings)
+    scored: list[Path] = field(default_factory=list)
+    fitted: list[str] = field(default_factory=list)
+    taught: list[str] = field(default_factory=list)
+    new: list[Sample] = field(default_factory=list)
 
-    monkeypatch.setattr(loophole.calibrate, "evaluate", counting)
-    written, real, other = [FIXTURES / "holdout15", FIXTURES / "holdout16"], FIXTURES / "genres_g", FIXTURES / "genres_h"
-    out = tmp_path / "decision.yaml"
-    calibrated = run_calibration(Settings(home=tmp_path / "home"), written, False, out, real, [real, other])
-    assert scored.count(real) == 1 and scored.count(other) == 1 and sorted(scored[:2]) == written
-    decision = load_decision([out], calibrated.decision.model_id)
-    assert decision is not None and (tmp_path / "text_models.npz").is_file()
-    assert f"weights: {real}" in decision.sources and f"cuts: {real}" in decision.sources
+
+@dataclass
+class Run:
+    calibrated: Calibrated
+    out: Path
+    inputs: Inputs
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    tmp = tmp_path_factory.mktemp("calibrate")
+    record = Inputs()
+    evaluate, fit, out_of_fold = (loophole.calibrate.evaluate, loophole.calibrate.fit,
+                                  loophole.calibrate.out_of_fold_scores)
+
+    def counting(folder: Path, settings: Settings, *patterns: Any) -> tuple[dict, list[Outcome]]:
+        record.scored.append(folder)
+        return evaluate(folder, settings, *patterns)
+
+    def recording(samples: list[Sample], *args: Any, **kwargs: Any) -> DecisionModel:
+        record.fitted.extend(sample.group for sample in samples)
+        record.new.extend(kwargs.get("new_patterns", ()))
+        return fit(samples, *args, **kwargs)
+
+    def teaching(documents: list[Document], *args: Any) -> list[dict[str, float]]:
+        record.taught.extend(document.group for document in documents)
+        return out_of_fold(documents, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loophole.calibrate, "evaluate", counting)
+        patch.setattr(loophole.calibrate, "fit", recording)
+        patch.setattr(loophole.calibrate, "out_of_fold_scores", teaching)
+        calibrated = run_calibration(Settings(home=tmp / "home"), WRITTEN, False, tmp / "decision.yaml", REAL,
+                                     [REAL, OTHER], [VOCABULARY], NEW)
+    yield Run(calibrated, tmp / "decision.yaml", record)
+
+
+def test_calibrate_weighs_and_tunes_on_one_scoring_of_the_same_folder(run: Run) -> None:
+    assert run.inputs.scored.count(REAL) == 1 and run.inputs.scored.count(OTHER) == 1 and sorted(run.inputs.scored[:2]) == WRITTEN
+    decision = load_decision([run.out], run.calibrated.decision.model_id)
+    assert decision is not None and (run.out.parent / "text_models.npz").is_file()
+    assert f"weights: {REAL}" in decision.sources and f"cuts: {REAL}" in decision.sources
     assert 0.0 < decision.cut_for("reseller-intermediary") < 1.0
     assert set(decision.cross_validation) >= {"held_out_by_folder_precision", "held_out_by_folder_ece"}
     held_out = {k: v for k, v in decision.cross_validation.items() if k.startswith("held_out_by_real_folder_")}
     assert set(held_out) == {f"held_out_by_real_folder_{k}" for k in ("precision", "recall", "false_alarms_per_100")}
     assert 0.0 <= held_out["held_out_by_real_folder_recall"] <= 1.0
+
+
+def test_text_only_folders_teach_the_text_models_not_the_weights(run: Run) -> None:
+    """A ``--text-only`` folder's pages are in the text models' vocabulary and training, and are no sample
+    of the decision: the weights (and the generic cut) stay what the other folders make them."""
+    assert set(run.inputs.fitted) == {"holdout15", "holdout16"}
+    assert f"text models only: {VOCABULARY}" in run.calibrated.decision.sources
+    assert set(run.inputs.taught) == {"holdout15", "holdout16", "genres_i"}
+
+
+def test_new_pattern_folders_fit_the_generic_weights_and_their_cut(run: Run) -> None:
+    """``--new-pattern FOLDER=FILE``: the folder's pages are scored with that pattern file added, its own
+    pattern's samples (news pages counted NEWS_WEIGHT times) fit the generic weights, and each new pattern
+    held out in turn chooses the generic cut."""
+    assert {sample.pattern_id for sample in run.inputs.new} == NEW_IDS and len(run.inputs.new) == 80
+    news = {sample.doc for sample in run.inputs.new if sample.weight == loophole.calibrate.NEWS_WEIGHT}
+    assert len(news) == 20 and all("news-" in doc for doc in news)
+    decision = run.calibrated.decision
+    unseen = {k.split(":", 1)[1] for k in decision.cross_validation if k.startswith("generic_unseen")}
+    assert unseen == NEW_IDS and decision.generic_cut in CUTS
+    assert f"new pattern: {NEW[0][0]} ({NEW[0][1]})" in decision.sources
+
+
+def test_a_new_pattern_option_names_a_folder_and_a_pattern_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["calibrate", str(FIXTURES / "holdout15"), "--no-feedback",
+                                      "--new-pattern", str(FIXTURES / "new_pattern_sat")],
+                                env={"LOOPHOLE_HOME": str(tmp_path)})
+    assert result.exit_code != 0 and "FOLDER=PATTERN_FILE" in result.output
+    assert not (tmp_path / "decision.yaml").exists()
 
 
 def test_calibrate_refuses_to_fit_text_models_on_real_pages(tmp_path: Path) -> None:
@@ -54,31 +130,6 @@ def test_calibrate_refuses_to_fit_text_models_on_real_pages(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="real pages"):
         run_calibration(Settings(home=tmp_path / "home"), [FIXTURES / "holdout15", real], False, None)
     assert not (tmp_path / "home" / "decision.yaml").exists()
-
-
-def test_text_only_folders_teach_the_text_models_not_the_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ``--text-only`` folder's pages are in the text models' vocabulary and training, and are no sample
-    of the decision: the generic weights (and their cut) stay what the other folders make them."""
-    fitted: list[str] = []
-    taught: list[str] = []
-    fit, out_of_fold = loophole.calibrate.fit, loophole.calibrate.out_of_fold_scores
-
-    def recording(samples: list[Sample], *args: Any, **kwargs: Any) -> DecisionModel:
-        fitted.extend(sample.group for sample in samples)
-        return fit(samples, *args, **kwargs)
-
-    def teaching(documents: list[Document], *args: Any) -> list[dict[str, float]]:
-        taught.extend(document.group for document in documents)
-        return out_of_fold(documents, *args)
-
-    monkeypatch.setattr(loophole.calibrate, "fit", recording)
-    monkeypatch.setattr(loophole.calibrate, "out_of_fold_scores", teaching)
-    written, vocabulary = [FIXTURES / "holdout15", FIXTURES / "holdout16"], FIXTURES / "genres_g"
-    out = tmp_path / "decision.yaml"
-    calibrated = run_calibration(Settings(home=tmp_path / "home"), written, False, out, vocabulary=[vocabulary])
-    assert set(fitted) == {"holdout15", "holdout16"}
-    assert f"text models only: {vocabulary}" in calibrated.decision.sources
-    assert set(taught) == {"holdout15", "holdout16", "genres_g"}
 
 
 def test_text_only_folders_of_real_pages_are_refused(tmp_path: Path) -> None:

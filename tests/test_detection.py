@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from extract import ExtractedPage
 from ground.config import ConfigError, Settings, read_yaml_mapping
-from index.crossval import best_generic_cut, leave_group_out, tuned_cuts
+from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_new_pattern_out, tuned_cuts
 from index.decision import (
     FEATURES,
     GENERIC_FEATURES,
@@ -98,6 +99,31 @@ def test_real_pages_reweigh_a_patterns_own_features_and_nothing_else(toy_samples
     endpoint = FEATURES.index("own_endpoint")
     assert weighed.patterns["p-a"].coefficients[endpoint] > model.patterns["p-a"].coefficients[endpoint] + 0.5
     assert weighed.patterns["p-b"] == model.patterns["p-b"] and weighed.generic == model.generic
+
+
+def test_new_patterns_pages_fit_the_generic_weights_and_move_no_shipped_pattern(toy_samples: list[Sample]) -> None:
+    """Pages written for patterns given as YAML files fit the generic weights alone, each counted its weight;
+    the fitted patterns' own weights and the scale stay what the fitted patterns' pages make them."""
+    rng = np.random.default_rng(5)
+    new = []
+    for pid in ("y-1", "y-2", "y-3"):
+        for i in range(40):
+            positive = i % 3 == 0
+            # On a new pattern's pages the example-text feature decides and the page-text feature is absent.
+            features = {"example_text": float(rng.normal(1.0 if positive else -1.0, 0.3)),
+                        "breadth": float(rng.normal(0.0, 1.0))}
+            new.append(Sample(f"{pid}:{i}", pid, features, positive, pid, 3.0 if i % 5 == 0 else 1.0))
+    before, after = fit(toy_samples, "m"), fit(toy_samples, "m", new_patterns=new)
+    assert after.patterns == before.patterns and after.mean == before.mean and after.scale == before.scale
+    example_text, breadth = FEATURES.index("example_text"), FEATURES.index("breadth")
+    assert after.generic.coefficients[example_text] > before.generic.coefficients[example_text]
+    assert after.generic.coefficients[example_text] > 5 * abs(after.generic.coefficients[breadth])
+    held = leave_new_pattern_out(toy_samples, new, "m")
+    assert set(held) == {"y-1", "y-2", "y-3"} and all(len(scored) == 40 for scored in held.values())
+    assert all(f1_at(scored, best_generic_cut(held)) > 0.9 for scored in held.values())
+    counted = [replace(sample, weight=10.0) if not sample.positive and sample.doc.endswith("1") else sample
+               for sample in new]
+    assert fit(toy_samples, "m", new_patterns=counted).generic != after.generic
 
 
 def test_held_out_figures_and_the_generic_cut(toy_samples: list[Sample]) -> None:

@@ -11,10 +11,11 @@ What is gated, and how honest each figure is:
   gated at their first runs;
 * ``new_pattern_grey`` and ``new_pattern_eda``: pages of two patterns given only as YAML files, written
   apart from the files; decided by the generic weights (self-calibrated from each file's own examples);
-* ``new_pattern_sat``, ``_fab``, ``_starlink``, ``_fpga``, ``_instr`` and ``_media``: six more such patterns
+* ``new_pattern_sat``, ``_fab``, ``_starlink``, ``_fpga``, ``_instr`` and ``_media``, and ``_univ``, ``_drone``,
+  ``_genomics``, ``_quantum``, ``_llm``, ``_aero``, ``_hpcnet`` and ``_ocean``: fourteen more such patterns
   (2026-12-07), each YAML file written by one helper and its pages by another from a prose description,
-  gated at their first runs: they measure what the generic path does for a pattern nobody here designed,
-  below the 0.85 it should reach;
+  gated at their first runs (F1 and the news pieces that alert): they measure what the generic path does
+  for a pattern nobody here designed, below the 0.85 it should reach;
 * the recorded cross-validated figures of the shipped decision model (``loophole calibrate``):
   held out by writer, and for the generic weights held out by pattern.
 Real web pages are gated too where their text is present (tests/fixtures/real_web, git-ignored).
@@ -86,20 +87,44 @@ NEWS_ALLOWED = {"genres_j": ["news-05.html", "news-06.html", "news-14.html"]}
 # In-sample on the dev corpus: precision keeps its old floor (0.99); recall and macro F1 were 0.99
 # before the learned decision, which misses one dev page (recall 0.975, macro F1 0.988; README).
 DEV_FLOORS: Floors = {"precision": 0.99, "recall": 0.97, "macro_f1": 0.98}
+
+
+def _written(pattern_id: str, folder: str, floor: float) -> tuple[Path, str, int, float]:
+    """A pattern file in fixtures/patterns/ and its 40 pages, written apart."""
+    return FIXTURES / "patterns" / f"{pattern_id}.yaml", folder, 40, floor
+
+
 # pattern file, corpus, documents, the new pattern's F1 floor
 NEW_PATTERNS = {
-    "accelerator-grey-market": (FIXTURES / "patterns" / "accelerator-grey-market.yaml", "new_pattern_grey", 40, 0.82),
+    "accelerator-grey-market": _written("accelerator-grey-market", "new_pattern_grey", 0.82),
     "eda-cloud-access": (FIXTURES / "new_pattern" / "eda.yaml", "new_pattern_eda", 40, 0.85),
-    "commercial-satellite-imagery": (FIXTURES / "patterns" / "commercial-satellite-imagery.yaml", "new_pattern_sat", 40,
-                                     0.64),
-    "fab-tool-servicing": (FIXTURES / "patterns" / "fab-tool-servicing.yaml", "new_pattern_fab", 40, 0.72),
-    "satellite-internet-terminals": (FIXTURES / "patterns" / "satellite-internet-terminals.yaml",
-                                     "new_pattern_starlink", 40, 0.50),
-    "military-fpga-procurement": (FIXTURES / "patterns" / "military-fpga-procurement.yaml", "new_pattern_fpga", 40,
-                                  0.74),
-    "defense-test-instruments": (FIXTURES / "patterns" / "defense-test-instruments.yaml", "new_pattern_instr", 40,
-                                 0.77),
-    "state-media-us-cloud": (FIXTURES / "patterns" / "state-media-us-cloud.yaml", "new_pattern_media", 40, 0.76),
+    **{pid: _written(pid, f"new_pattern_{folder}", floor) for pid, folder, floor in (
+        ("commercial-satellite-imagery", "sat", 0.64),
+        ("fab-tool-servicing", "fab", 0.72),
+        ("satellite-internet-terminals", "starlink", 0.50),
+        ("military-fpga-procurement", "fpga", 0.74),
+        ("defense-test-instruments", "instr", 0.77),
+        ("state-media-us-cloud", "media", 0.76),
+        # Eight more, written the same way on 2026-12-07 to confirm two changes to the generic path (README).
+        ("sanctioned-university-software", "univ", 0.48),
+        ("military-drone-components", "drone", 0.74),
+        ("military-genomics-us-tech", "genomics", 0.44),
+        ("quantum-cloud-access", "quantum", 0.50),
+        ("military-llm-us-models", "llm", 0.81),
+        ("military-aero-parts", "aero", 0.72),
+        ("hpc-interconnect-entity-list", "hpcnet", 0.77),
+        ("naval-ocean-instruments", "ocean", 0.70),
+    )},
+}
+# News pieces that drew an alert at a new pattern's first run (the grey market's: a news piece and a forum discussion
+# about the market; README, "Measured quality"); no other news page may.
+NEW_PATTERN_NEWS_ALLOWED = {
+    "new_pattern_grey": ["news-04.html", "news-05.html"],
+    "new_pattern_univ": ["news-04.html", "news-05.html", "news-08.html"],
+    "new_pattern_drone": ["news-03.html"],
+    "new_pattern_genomics": ["news-04.html"],
+    "new_pattern_aero": ["news-02.html", "news-04.html"],
+    "new_pattern_ocean": ["news-06.html", "news-10.html"],
 }
 CV_FLOORS: Floors = {"held_out_by_folder_precision": 0.95, "held_out_by_folder_recall": 0.95,
                      "held_out_by_folder_macro_f1": 0.94}
@@ -142,8 +167,7 @@ def test_a_pattern_nobody_tuned_for_calibrates_itself(pattern_id: str) -> None:
     result, outcomes = _evaluate(FIXTURES / folder, [pattern_file])
     assert result["documents"] == documents
     assert result["patterns"][pattern_id]["f1"] >= floor, result["patterns"][pattern_id]
-    # A news piece and a forum discussion about the grey market still draw an alert (README, "Measured quality").
-    assert len(news_alerts(outcomes)) <= 2
+    assert set(news_alerts(outcomes)) <= set(NEW_PATTERN_NEWS_ALLOWED.get(folder, []))
 
 
 def test_recorded_cross_validation_floors() -> None:
