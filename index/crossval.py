@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from index.decision import DecisionModel, Sample, fit, weighed_on
+from index.decision import DecisionModel, Sample, fit, new_pattern_weights, standardisation, weighed_on
 
 Outcomes = dict[str, tuple[set[str], set[str]]]
 
@@ -101,10 +101,12 @@ def leave_new_pattern_out(samples: Sequence[Sample], new_patterns: Sequence[Samp
     """For each pattern given as a YAML file, the generic weights fitted on the other such patterns'
     pages (index.decision.fit's ``new_patterns``) score its own: what the next pattern added as a YAML
     file should expect."""
+    base = fit(samples, model_id).model_copy(update={"patterns": {}})   # the scale; only the generic weights change
+    mean, scale = standardisation(samples)
     held: dict[str, Scored] = {}
     for pid in sorted({s.pattern_id for s in new_patterns}):
         others = [s for s in new_patterns if s.pattern_id != pid]
-        model = fit(samples, model_id, new_patterns=others).model_copy(update={"patterns": {}})
+        model = base.model_copy(update={"generic": new_pattern_weights(others, mean, scale)}) if others else base
         held[pid] = [(model.probability(pid, s.features), s.positive) for s in new_patterns if s.pattern_id == pid]
     return held
 

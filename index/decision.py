@@ -244,18 +244,14 @@ def fit(samples: Sequence[Sample], model_id: str, regularisation: float = 1.0, c
     written afterwards they did not, so the shipped model is not fitted so (README, "Patterns nobody
     tuned for"). The scale, and the generic weights the shipped patterns' own weights are pulled
     towards, stay those of ``samples``: adding a new pattern's pages moves no shipped pattern's weights."""
-    y = np.array([s.positive for s in samples], dtype=np.int64)
-    if len(set(y.tolist())) < 2:
-        raise ConfigError("calibration needs labelled pages both with and without evidence")
-    x = _matrix(samples)
-    mean = x.mean(axis=0)
-    scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
-    z = (x - mean) / scale
+    y = _truths(samples, "calibration needs labelled pages both with and without evidence")
+    mean, scale = standardisation(samples)
+    z = (_matrix(samples) - mean) / scale
     pattern_ids = [s.pattern_id for s in samples]
     own = sorted(pid for pid in set(pattern_ids) if sum(1 for s in samples if s.pattern_id == pid and s.positive)
                  >= MIN_SUPPORT)
     prior = _generic_weights(z, y, regularisation)
-    generic = _new_pattern_weights(new_patterns, mean, scale, regularisation) if new_patterns else prior
+    generic = new_pattern_weights(new_patterns, mean, scale, regularisation) if new_patterns else prior
     return DecisionModel(model_id=model_id, features=list(FEATURES),
                          mean=[round(float(m), 5) for m in mean], scale=[round(float(s), 5) for s in scale],
                          generic=generic,
@@ -263,11 +259,23 @@ def fit(samples: Sequence[Sample], model_id: str, regularisation: float = 1.0, c
                          cut=cut, created=datetime.now(UTC).isoformat(timespec="seconds"), sources=list(sources))
 
 
-def _new_pattern_weights(samples: Sequence[Sample], mean: np.ndarray, scale: np.ndarray,
-                         regularisation: float) -> Weights:
+def _truths(samples: Sequence[Sample], missing_class: str) -> np.ndarray:
     y = np.array([s.positive for s in samples], dtype=np.int64)
     if len(set(y.tolist())) < 2:
-        raise ConfigError("the new patterns' pages need both evidence and pages without it")
+        raise ConfigError(missing_class)
+    return y
+
+
+def standardisation(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and spread over the samples (unrounded; the model stores them rounded)."""
+    x = _matrix(samples)
+    return x.mean(axis=0), np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
+
+
+def new_pattern_weights(samples: Sequence[Sample], mean: np.ndarray, scale: np.ndarray,
+                        regularisation: float = 1.0) -> Weights:
+    """The generic weights fitted on new patterns' samples alone, on the fitted patterns' scale (see fit)."""
+    y = _truths(samples, "the new patterns' pages need both evidence and pages without it")
     z = (_matrix(samples) - mean) / scale
     return _generic_weights(z, y, regularisation, np.array([s.weight for s in samples]))
 

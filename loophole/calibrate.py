@@ -117,9 +117,13 @@ def scored_pages(settings: Settings, folders: list[Path], text_model_path: Path)
     """Each folder's pages scored once with the text models just fitted (which never saw them). Only
     their features are used, to refit weights and to choose cuts, so one scoring serves both when
     the same folder is given for each."""
-    scoring = settings.model_copy(update={"text_model_file": text_model_path,
-                                          "home": settings.home / "scoring-unused"})
+    scoring = _scoring(settings, text_model_path)
     return {folder: evaluate(folder, scoring)[1] for folder in dict.fromkeys(folders)}
+
+
+def _scoring(settings: Settings, text_model_path: Path) -> Settings:
+    """Settings that score with the text models just fitted, in a data directory of their own."""
+    return settings.model_copy(update={"text_model_file": text_model_path, "home": settings.home / "scoring-unused"})
 
 
 def _weighed(decision: DecisionModel, real: dict[str, list[Outcome]], written: list[Sample]) -> DecisionModel:
@@ -157,8 +161,7 @@ def new_pattern_samples(settings: Settings, new_patterns: list[tuple[Path, Path]
     """Each (folder, pattern file): the folder's pages scored with that one pattern file added to the
     library, as a user who adds it would score them, and with text models that never saw the pages;
     the samples of the file's own patterns only."""
-    scoring = settings.model_copy(update={"text_model_file": text_model_path,
-                                          "home": settings.home / "scoring-unused"})
+    scoring = _scoring(settings, text_model_path)
     samples = []
     for folder, pattern_file in new_patterns:
         own = {pattern.id for pattern in load_library([pattern_file]).patterns}
