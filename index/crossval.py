@@ -101,8 +101,9 @@ def leave_new_pattern_out(samples: Sequence[Sample], new_patterns: Sequence[Samp
     """For each pattern given as a YAML file, the generic weights fitted on the other such patterns'
     pages (index.decision.fit's ``new_patterns``) score its own: what the next pattern added as a YAML
     file should expect."""
-    base = fit(samples, model_id).model_copy(update={"patterns": {}})   # the scale; only the generic weights change
-    mean, scale = standardisation(samples)
+    mean, scale = standardisation(samples, new_patterns)
+    # The scale (with the new patterns' own for the features only they weigh); only the generic weights change.
+    base = fit(samples, model_id).model_copy(update={"patterns": {}, "mean": list(mean), "scale": list(scale)})
     held: dict[str, Scored] = {}
     for pid in sorted({s.pattern_id for s in new_patterns}):
         others = [s for s in new_patterns if s.pattern_id != pid]

@@ -35,8 +35,13 @@ DEFAULT_CUT = 0.5
 # The generic weights use the features that mean the same for any pattern: not a page text model, which
 # only patterns with labelled pages have. A pattern's own weights leave out the offer/notice cues: they
 # were written for fictional pages, and real sellers' pages rarely carry them (measured).
-GENERIC_FEATURES = tuple(name for name in FEATURES if name != "text")
-PATTERN_FEATURES = tuple(name for name in FEATURES if name != "genre_primary")
+# The evidence text model is fitted on pages of patterns given only as YAML files, so only weights fitted on
+# such pages (`new_patterns` in fit) weigh it: the prior that the shipped patterns' own weights are pulled
+# towards stays as it was without it, and so do those weights.
+NEW_PATTERN_ONLY = ("evidence_text",)
+GENERIC_FEATURES = tuple(name for name in FEATURES if name not in ("text", *NEW_PATTERN_ONLY))
+NEW_PATTERN_FEATURES = (*GENERIC_FEATURES, *NEW_PATTERN_ONLY)
+PATTERN_FEATURES = tuple(name for name in FEATURES if name not in ("genre_primary", *NEW_PATTERN_ONLY))
 MIN_SUPPORT = 15      # labelled evidence pages a pattern needs before it gets weights of its own
 SHARING = 1.0         # how freely a pattern's own weights may depart from the shared ones
 
@@ -160,7 +165,7 @@ def _matrix(samples: Sequence[Sample]) -> np.ndarray:
 # reads the right way round; the rest may go either way.
 ADDING = frozenset({"over_counters", "rivalry", "margin", "breadth", "types_unit", "types_page",
                     "types_over_counters", "keywords",
-                    "genre_primary", "example_text", "text"})
+                    "genre_primary", "example_text", "text", "evidence_text"})
 TAKING = frozenset({"reporting", "genre_news", "genre_other", "excluded", "near_miss", "news_lead"})
 
 
@@ -210,8 +215,9 @@ def _fit_columns(z: np.ndarray, y: np.ndarray, names: Sequence[str], regularisat
     return full, intercept
 
 
-def _generic_weights(z: np.ndarray, y: np.ndarray, regularisation: float, counts: np.ndarray | None = None) -> Weights:
-    coefficients, intercept = _fit_columns(z, y, GENERIC_FEATURES, regularisation, counts=counts)
+def _generic_weights(z: np.ndarray, y: np.ndarray, regularisation: float, counts: np.ndarray | None = None,
+                     names: Sequence[str] = GENERIC_FEATURES) -> Weights:
+    coefficients, intercept = _fit_columns(z, y, names, regularisation, counts=counts)
     return Weights(coefficients=_rounded(coefficients), intercept=round(intercept, 5), support=int(y.sum()))
 
 
@@ -245,7 +251,7 @@ def fit(samples: Sequence[Sample], model_id: str, regularisation: float = 1.0, c
     tuned for"). The scale, and the generic weights the shipped patterns' own weights are pulled
     towards, stay those of ``samples``: adding a new pattern's pages moves no shipped pattern's weights."""
     y = _truths(samples, "calibration needs labelled pages both with and without evidence")
-    mean, scale = standardisation(samples)
+    mean, scale = standardisation(samples, new_patterns)
     z = (_matrix(samples) - mean) / scale
     pattern_ids = [s.pattern_id for s in samples]
     own = sorted(pid for pid in set(pattern_ids) if sum(1 for s in samples if s.pattern_id == pid and s.positive)
@@ -266,9 +272,18 @@ def _truths(samples: Sequence[Sample], missing_class: str) -> np.ndarray:
     return y
 
 
-def standardisation(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature's mean and spread over the samples (unrounded; the model stores them rounded)."""
-    x = _matrix(samples)
+def standardisation(samples: Sequence[Sample], new_patterns: Sequence[Sample] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and spread over the samples (unrounded; the model stores them rounded); for the
+    features only new patterns' weights use, over the new patterns' samples, where there are any."""
+    mean, scale = _spread(_matrix(samples))
+    if new_patterns:
+        columns = [FEATURES.index(name) for name in NEW_PATTERN_ONLY]
+        new_mean, new_scale = _spread(_matrix(new_patterns))
+        mean[columns], scale[columns] = new_mean[columns], new_scale[columns]
+    return mean, scale
+
+
+def _spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
 
 
@@ -277,7 +292,7 @@ def new_pattern_weights(samples: Sequence[Sample], mean: np.ndarray, scale: np.n
     """The generic weights fitted on new patterns' samples alone, on the fitted patterns' scale (see fit)."""
     y = _truths(samples, "the new patterns' pages need both evidence and pages without it")
     z = (_matrix(samples) - mean) / scale
-    return _generic_weights(z, y, regularisation, np.array([s.weight for s in samples]))
+    return _generic_weights(z, y, regularisation, np.array([s.weight for s in samples]), NEW_PATTERN_FEATURES)
 
 
 MIN_WEIGHING_POSITIVES = 15   # evidence pages of a pattern the real pages need to adjust its weights

@@ -33,7 +33,7 @@ from index.evidence import (
     with_rivalry,
 )
 from index.patterns import Pattern, PatternLibrary
-from index.textmodel import REPORTING, ExampleTextModel, example_text_model
+from index.textmodel import NEW_PATTERN_EVIDENCE, REPORTING, ExampleTextModel, example_text_model
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class Detector:
         own_text = pv.text_model.score(facts.opening) if pv.text_model is not None and facts.opening else 0.0
         reporting = facts.text_scores.get(REPORTING, 0.0)
         return scores, page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text,
-                                     reporting)
+                                     reporting, facts.text_scores.get(NEW_PATTERN_EVIDENCE, 0.0))
 
     def _decide(self, pv: PatternVectors, scores: UnitScores, decisive: Decisive, units: Units, facts: PageFacts,
                 page_types: set[str]) -> PatternScore:

@@ -46,6 +46,8 @@ FEATURES = (
     "own_endpoint",    # ... on the page's own site: the page documents its own API service
     "example_text",    # the pattern's own sentence-trained text model on the page's opening (every pattern)
     "text",            # the pattern's page text model (index.textmodel), where it has one
+    "evidence_text",   # the page reads as evidence of some pattern given only as a YAML file: a text model
+                       # fitted on such patterns' pages (index.textmodel.NEW_PATTERN_EVIDENCE); generic weights only
 )
 TOP_UNITS = 5
 KEYWORDS_COUNTED = 4
@@ -165,7 +167,7 @@ class Decisive:
 
 def page_features(profile: PatternProfile, units: UnitScores, unit_types: Sequence[set[str]],
                   page_types: set[str], genre: PageGenre, keywords: int = 0, text: float = 0.0,
-                  example_text: float = 0.0, reporting: float = 0.0) -> Decisive:
+                  example_text: float = 0.0, reporting: float = 0.0, evidence_text: float = 0.0) -> Decisive:
     """The features of one page for one pattern (see FEATURES)."""
     adjusted = units.adjusted
     ranked = [int(i) for i in np.argsort(-adjusted)]
@@ -183,12 +185,18 @@ def page_features(profile: PatternProfile, units: UnitScores, unit_types: Sequen
         "keywords": min(keywords, KEYWORDS_COUNTED) / KEYWORDS_COUNTED,
         "excluded": float(not units.usable[raw_best]),
         "near_miss": float(np.clip(np.max(units.negative - units.positive) / profile.scale, 0.0, 2.0)),
-        "reporting": float(np.clip(reporting, -8.0, 8.0)),
+        "reporting": logit_feature(reporting),
         **genre.features(),
         "example_text": float(np.clip(example_text, -3.0, 3.0)),
         "text": text,
+        "evidence_text": logit_feature(evidence_text),
     }
     return Decisive(best, ranked, features)
+
+
+def logit_feature(logit: float) -> float:
+    """A text model's logit as a feature: clipped, so one page of unusual length cannot outweigh the rest."""
+    return float(np.clip(logit, -8.0, 8.0))
 
 
 def with_rivalry(decisives: list[Decisive]) -> list[Decisive]:

@@ -60,6 +60,27 @@ class TextModels:
         return {target: float((row @ coefficients)[0] + intercept)
                 for target, (coefficients, intercept) in self.weights.items()}
 
+    def with_target(self, target: str, documents: Sequence[Document]) -> TextModels:
+        """These models and one more target, fitted on ``documents`` through the same vocabulary, so that
+        the targets already here score exactly as before."""
+        y = np.array([d.is_a(target) for d in documents])
+        if not 0 < y.sum() < len(y):
+            raise ConfigError(f"text model {target}: its pages need both evidence and pages without it")
+        fitted = _fit_one(self._vectorizer.transform([d.text for d in documents]), y)
+        return TextModels(self.vocabulary, self.idf, {**self.weights, target: fitted})
+
+    def out_of_fold(self, target: str, documents: Sequence[Document]) -> list[float]:
+        """Each document's logit for ``target`` from a model fitted without its group (for the new patterns'
+        pages, a group is a pattern): the feature the decision must be fitted on, as in out_of_fold_scores."""
+        scores = [0.0] * len(documents)
+        for group in sorted({d.group for d in documents}):
+            others = [d for d in documents if d.group != group]
+            model = self.with_target(target, others)
+            for i, document in enumerate(documents):
+                if document.group == group:
+                    scores[i] = model.scores(document.text)[target]
+        return scores
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         targets = sorted(self.weights)
@@ -88,6 +109,9 @@ def load_text_models(paths: Sequence[Path]) -> TextModels | None:
 
 
 REPORTING = "reporting"       # the target "this page reports on or comments about its subject"
+# The target "this page is evidence of the pattern it was written for", fitted on the pages of patterns given
+# only as YAML files (`loophole calibrate --new-pattern`): the language of evidence that no one pattern owns.
+NEW_PATTERN_EVIDENCE = "new-pattern-evidence"
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,9 @@ class Document:
     kind: str = ""
 
     def is_a(self, target: str) -> bool:
-        return self.kind == "news-commentary" if target == REPORTING else target in self.patterns
+        if target == REPORTING:
+            return self.kind == "news-commentary"
+        return bool(self.patterns) if target == NEW_PATTERN_EVIDENCE else target in self.patterns
 
 
 def _fit_one(x: spmatrix, y: np.ndarray) -> tuple[np.ndarray, float]:

@@ -26,10 +26,11 @@ from index.crossval import (
 )
 from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision, weighed_on
 from index.embed import get_embedder
+from index.evidence import logit_feature
 from index.feedback import verdict_labels
 from index.patterns import PatternLibrary, load_library
 from index.store import Detection, Store
-from index.textmodel import REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
+from index.textmodel import NEW_PATTERN_EVIDENCE, REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
 from loophole.evaluate import Outcome, evaluate, read_labels
 
 
@@ -156,20 +157,30 @@ def refuse_real_pages(folders: list[Path]) -> None:
 NEWS_WEIGHT = 3.0
 
 
-def new_pattern_samples(settings: Settings, new_patterns: list[tuple[Path, Path]],
-                        text_model_path: Path) -> list[Sample]:
+def new_pattern_samples(settings: Settings, new_patterns: list[tuple[Path, Path]], text_models: TextModels,
+                        text_model_path: Path) -> tuple[list[Sample], TextModels]:
     """Each (folder, pattern file): the folder's pages scored with that one pattern file added to the
     library, as a user who adds it would score them, and with text models that never saw the pages;
-    the samples of the file's own patterns only."""
+    the samples of the file's own patterns only. Their pages also fit the text model of the evidence no
+    one pattern owns (index.textmodel.NEW_PATTERN_EVIDENCE), returned with the other text models; the samples
+    carry its logits from models fitted without their own pattern's folder. The written folders' pages stay out
+    of it: with them (each counting 0.3) it did no better on four service patterns written afterwards (round 5,
+    docs/generic-path-rounds-2026-12-07.md)."""
     scoring = _scoring(settings, text_model_path)
-    samples = []
+    scored: list[tuple[str, set[str], Outcome]] = []
     for folder, pattern_file in new_patterns:
         own = {pattern.id for pattern in load_library([pattern_file]).patterns}
-        for outcome in evaluate(folder, scoring, [pattern_file])[1]:
-            counted = NEWS_WEIGHT if outcome.label.kind == "news-commentary" else 1.0
-            samples += [replace(sample, weight=counted) for sample in outcome.samples(folder.name)
-                        if sample.pattern_id in own]
-    return samples
+        scored += [(folder.name, own, outcome) for outcome in evaluate(folder, scoring, [pattern_file])[1]]
+    documents = [Document(outcome.text, frozenset(outcome.label.patterns & own), name, outcome.label.kind)
+                 for name, own, outcome in scored]
+    held_out = text_models.out_of_fold(NEW_PATTERN_EVIDENCE, documents)
+    samples = []
+    for (name, own, outcome), evidence in zip(scored, held_out, strict=True):
+        counted = NEWS_WEIGHT if outcome.label.kind == "news-commentary" else 1.0
+        features = {"evidence_text": logit_feature(evidence)}
+        samples += [replace(sample, weight=counted, features={**sample.features, **features})
+                    for sample in outcome.samples(name) if sample.pattern_id in own]
+    return samples, text_models.with_target(NEW_PATTERN_EVIDENCE, documents)
 
 
 def _generic_cut(samples: list[Sample], new: list[Sample], model_id: str) -> tuple[float, dict[str, float]]:
@@ -205,7 +216,10 @@ def run_calibration(settings: Settings, folders: list[Path], use_feedback: bool,
     decision_path = out or settings.home / "decision.yaml"
     text_model_path = decision_path.with_name("text_models.npz")
     text_models.save(text_model_path)
-    new = new_pattern_samples(settings, new_patterns, text_model_path)
+    new: list[Sample] = []
+    if new_patterns:
+        new, text_models = new_pattern_samples(settings, new_patterns, text_models, text_model_path)
+        text_models.save(text_model_path)
     held_out = {f"held_out_by_folder_{k}": v for k, v in leave_group_out(samples, model_id).items()}
     generic_cut, generic = _generic_cut(samples, new, model_id)
     decision = fit(samples, model_id, sources=sources, new_patterns=new).model_copy(

@@ -19,7 +19,8 @@ import loophole.calibrate
 from ground.config import ConfigError, Settings
 from index.crossval import CUTS
 from index.decision import DecisionModel, Sample, load_decision
-from index.textmodel import Document
+from index.evidence import FEATURES
+from index.textmodel import NEW_PATTERN_EVIDENCE, Document, TextModels
 from loophole.calibrate import Calibrated, run_calibration
 from loophole.cli import app
 from loophole.evaluate import Outcome
@@ -110,6 +111,21 @@ def test_new_pattern_folders_fit_the_generic_weights_and_their_cut(run: Run) -> 
     unseen = {k.split(":", 1)[1] for k in decision.cross_validation if k.startswith("generic_unseen")}
     assert unseen == NEW_IDS and decision.generic_cut in CUTS
     assert f"new pattern: {NEW[0][0]} ({NEW[0][1]})" in decision.sources
+
+
+def test_new_pattern_folders_fit_the_text_model_of_evidence_no_pattern_owns(run: Run) -> None:
+    """Their pages also fit one more text target through the written folders' vocabulary; the samples carry its
+    logits from a model fitted without their own pattern's folder, and only the generic weights weigh it."""
+    saved = TextModels.load(run.calibrated.text_model_path)
+    assert NEW_PATTERN_EVIDENCE in saved.weights and saved.vocabulary == run.calibrated.text_models.vocabulary
+    evidence = [sample.features["evidence_text"] for sample in run.inputs.new]
+    assert len(set(evidence)) > 40
+    positives = [e for e, sample in zip(evidence, run.inputs.new, strict=True) if sample.positive]
+    negatives = [e for e, sample in zip(evidence, run.inputs.new, strict=True) if not sample.positive]
+    assert sum(positives) / len(positives) > sum(negatives) / len(negatives)
+    column = FEATURES.index("evidence_text")
+    decision = run.calibrated.decision
+    assert all(weights.coefficients[column] == 0.0 for weights in decision.patterns.values())
 
 
 def test_a_new_pattern_option_names_a_folder_and_a_pattern_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_new_p
 from index.decision import (
     FEATURES,
     GENERIC_FEATURES,
+    NEW_PATTERN_ONLY,
     DecisionModel,
     Sample,
     fit,
@@ -43,7 +44,15 @@ from index.evidence import PatternProfile, build_profile, load_background, type_
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
 from index.store import Detection
-from index.textmodel import REPORTING, Document, TextModels, example_text_model, fit_text_models, out_of_fold_scores
+from index.textmodel import (
+    NEW_PATTERN_EVIDENCE,
+    REPORTING,
+    Document,
+    TextModels,
+    example_text_model,
+    fit_text_models,
+    out_of_fold_scores,
+)
 from loophole.evaluate import evaluate
 from loophole.pipeline import Monitor, RawPage, in_owners_voice
 from tests.conftest import DEMO_WEB, ROOT
@@ -114,7 +123,11 @@ def test_new_patterns_pages_fit_the_generic_weights_and_move_no_shipped_pattern(
                         "breadth": float(rng.normal(0.0, 1.0))}
             new.append(Sample(f"{pid}:{i}", pid, features, positive, pid, 3.0 if i % 5 == 0 else 1.0))
     before, after = fit(toy_samples, "m"), fit(toy_samples, "m", new_patterns=new)
-    assert after.patterns == before.patterns and after.mean == before.mean and after.scale == before.scale
+    shared = [i for i, name in enumerate(FEATURES) if name not in NEW_PATTERN_ONLY]   # weighed by fitted patterns
+    assert after.patterns == before.patterns
+    assert [(after.mean[i], after.scale[i]) for i in shared] == [(before.mean[i], before.scale[i]) for i in shared]
+    assert all(weights.coefficients[FEATURES.index(name)] == 0.0 for weights in after.patterns.values()
+               for name in NEW_PATTERN_ONLY)
     example_text, breadth = FEATURES.index("example_text"), FEATURES.index("breadth")
     assert after.generic.coefficients[example_text] > before.generic.coefficients[example_text]
     assert after.generic.coefficients[example_text] > 5 * abs(after.generic.coefficients[breadth])
@@ -124,6 +137,40 @@ def test_new_patterns_pages_fit_the_generic_weights_and_move_no_shipped_pattern(
     counted = [replace(sample, weight=10.0) if not sample.positive and sample.doc.endswith("1") else sample
                for sample in new]
     assert fit(toy_samples, "m", new_patterns=counted).generic != after.generic
+
+
+def test_the_new_pattern_evidence_model_is_weighed_by_new_patterns_alone(toy_samples: list[Sample]) -> None:
+    """The text model of evidence no one pattern owns is fitted on new patterns' pages: only the generic weights
+    fitted on them weigh it, on its spread over their pages; the shipped patterns' weights and scale do not move."""
+    rng = np.random.default_rng(7)
+    new = [Sample(f"{pid}:{i}", pid, {"evidence_text": float(rng.normal(3.0 if i % 3 == 0 else -3.0, 1.0)),
+                                      "breadth": float(rng.normal(0.0, 1.0))}, i % 3 == 0, pid)
+           for pid in ("y-1", "y-2") for i in range(30)]
+    before, after = fit(toy_samples, "m"), fit(toy_samples, "m", new_patterns=new)
+    column = FEATURES.index("evidence_text")
+    assert after.patterns == before.patterns and before.generic.coefficients[column] == 0.0
+    assert after.generic.coefficients[column] > 1.0
+    assert after.scale[column] == pytest.approx(np.std([s.features["evidence_text"] for s in new]), abs=1e-4)
+    shared = [i for i, name in enumerate(FEATURES) if name not in NEW_PATTERN_ONLY]
+    assert [(after.mean[i], after.scale[i]) for i in shared] == [(before.mean[i], before.scale[i]) for i in shared]
+    held = leave_new_pattern_out(toy_samples, new, "m")
+    assert all(f1_at(scored, best_generic_cut(held)) > 0.9 for scored in held.values())
+
+
+def test_a_text_target_added_through_the_same_vocabulary_leaves_the_others_and_holds_out_by_group() -> None:
+    offer = "军工院所欢迎咨询，经香港转运，最终用户不对外提供，可改标分批发货。"
+    civil = "授权代理商正规渠道供货，民用客户，如实申报最终用户，不接受转口。"
+    docs = [Document(f"{offer if i % 2 else civil} 型号{i}", frozenset({f"p{i % 3}"}) if i % 2 else frozenset(),
+                     f"p{i % 3}") for i in range(30)]
+    models = fit_text_models(docs, ["p1"])
+    added = models.with_target(NEW_PATTERN_EVIDENCE, docs)
+    assert added.scores(offer)["p1"] == models.scores(offer)["p1"] and added.vocabulary == models.vocabulary
+    assert added.scores(offer)[NEW_PATTERN_EVIDENCE] > 0 > added.scores(civil)[NEW_PATTERN_EVIDENCE]
+    held = models.out_of_fold(NEW_PATTERN_EVIDENCE, docs)
+    without_p0 = models.with_target(NEW_PATTERN_EVIDENCE, [d for d in docs if d.group != "p0"])
+    assert held[0] == without_p0.scores(docs[0].text)[NEW_PATTERN_EVIDENCE] != added.scores(docs[0].text)[NEW_PATTERN_EVIDENCE]
+    with pytest.raises(ConfigError, match="both evidence and pages without it"):
+        models.with_target(NEW_PATTERN_EVIDENCE, [d for d in docs if d.patterns])
 
 
 def test_held_out_figures_and_the_generic_cut(toy_samples: list[Sample]) -> None:
@@ -167,8 +214,12 @@ def test_shipped_decision_matches_the_features_and_the_library() -> None:
     assert set(decision.patterns) == {p.id for p in load_library(settings.pattern_files).patterns}
     assert decision.cross_validation["held_out_by_folder_precision"] >= 0.95
     models = TextModels.load(settings.text_model_file)
-    assert set(models.weights) == set(decision.patterns) | {REPORTING}
+    assert set(models.weights) == set(decision.patterns) | {REPORTING, NEW_PATTERN_EVIDENCE}
     assert set(GENERIC_FEATURES) < set(FEATURES)
+    # The generic path (patterns given as YAML files) weighs the new-pattern evidence model; no shipped pattern does.
+    column = FEATURES.index("evidence_text")
+    assert decision.generic.coefficients[column] > 0
+    assert all(weights.coefficients[column] == 0.0 for weights in decision.patterns.values())
 
 
 def test_text_models_round_trip_and_out_of_fold_scores_are_honest(tmp_path: Path) -> None:
