@@ -15,12 +15,14 @@ What is gated, and how honest each figure is:
   ``_genomics``, ``_quantum``, ``_llm``, ``_aero``, ``_hpcnet``, ``_ocean``, ``_nuclear``, ``_cnc``, ``_space``
   and ``_carbon``: eighteen more such patterns (2026-12-07), each YAML file written by one helper and its
   pages by another from a prose description, gated at their first runs (F1 and the news pieces that
-  alert). The shipped generic path's text model of new-pattern evidence was fitted on these twenty
+  alert);
+* ``new_pattern_laser``, ``_dpi``, ``_thermal``, ``_nav``, ``_cyber`` and ``_hscam`` (six goods) and ``_devops``,
+  ``_saas``, ``_geo`` and ``_labels`` (four services reached online): ten more, written the same way, gated at
+  their first runs with a generic path that had never seen them;
+* the shipped generic path (its text model of new-pattern evidence and its weights) is fitted on those thirty
   folders' pages, so their gates are now in-sample guards;
-* ``new_pattern_laser``, ``_dpi``, ``_thermal``, ``_nav``, ``_cyber`` and ``_hscam``: six more, written the same
-  way after that model was frozen and never fitted on: gated at their first runs with it (held out);
-* ``new_pattern_devops``, ``_saas``, ``_geo`` and ``_labels``: four services reached online, written the same way
-  afterwards and never fitted on, gated at the shipped model's first runs (held out);
+* ``new_pattern_ads``, ``_journals``, ``_mpw`` and ``_simcloud``: four more services, written after it was frozen and
+  never fitted on, gated at its first runs (held out);
 * the recorded cross-validated figures of the shipped decision model (``loophole calibrate``):
   held out by writer, and for the generic weights held out by pattern.
 Real web pages are gated too where their text is present (tests/fixtures/real_web, git-ignored).
@@ -124,19 +126,25 @@ NEW_PATTERNS = {
         ("defense-cnc-machine-tools", "cnc", 0.74),
         ("space-grade-components", "space", 0.73),
         ("aerospace-carbon-fiber", "carbon", 0.72),
-        # Six more, written to confirm a fourth (the new-pattern evidence text model, which ships) and kept out of
-        # its training: their floors are first runs of a model that never saw them (README).
+        # Six more, written to confirm a fourth (the new-pattern evidence text model, which ships): their floors are
+        # first runs of a model that never saw them (README); the shipped one, refitted in round 6, has.
         ("directed-energy-lasers", "laser", 0.96),
         ("lawful-intercept-dpi", "dpi", 0.82),
         ("military-thermal-imaging-cores", "thermal", 0.96),
         ("missile-inertial-navigation", "nav", 0.93),
         ("offensive-cyber-tools", "cyber", 0.81),
         ("test-range-high-speed-cameras", "hscam", 0.96),
-        # Four services reached online (not goods), written to confirm a fifth choice, which failed; never fitted on.
+        # Four services reached online (not goods), written to confirm a fifth choice, which failed; first runs as above.
         ("defense-devops-saas", "devops", 0.88),
         ("entity-list-enterprise-saas", "saas", 0.75),
         ("military-ai-training-data", "labels", 0.81),
         ("military-geospatial-apis", "geo", 0.86),
+        # Four more services, written to confirm the sixth (the same procedure refitted on all thirty folders above,
+        # which ships): never fitted on, gated at their first runs with it.
+        ("state-influence-ad-accounts", "ads", 0.90),
+        ("sanctioned-university-database-access", "journals", 0.81),
+        ("military-mpw-shuttle-access", "mpw", 0.80),
+        ("military-simulation-cloud", "simcloud", 0.89),
     )},
 }
 # News pieces that drew an alert at a new pattern's first run (the grey market's: a news piece and a forum discussion
@@ -153,6 +161,7 @@ NEW_PATTERN_NEWS_ALLOWED = {
     "new_pattern_carbon": ["news-01.html", "news-03.html", "news-04.html", "news-08.html", "news-10.html"],
     "new_pattern_labels": ["news-10.html"],
     "new_pattern_geo": ["news-01.html"],
+    "new_pattern_mpw": ["news-05.html"],
 }
 CV_FLOORS: Floors = {"held_out_by_folder_precision": 0.95, "held_out_by_folder_recall": 0.95,
                      "held_out_by_folder_macro_f1": 0.94}
