@@ -37,7 +37,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy -p tests.bench   # the bench is not in [tool.mypy] packages: it is not shipped
 
 # `make test` (what CI runs) leaves out the tests marked slow (kill loops, two-process crawls,
-# whole-corpus search and browser sessions) to stay under ten minutes on two cores (6 min 23 s in a fresh-clone CI run, 2026-12-07);
+# whole-corpus search and browser sessions) to stay near ten minutes on two cores (10 min 04 s for 488 tests
+# in a fresh-clone CI run on the evening of 2026-12-07, about 60 of them quality gates that each score a
+# labelled folder);
 # `make test-all` runs every test. Two xdist workers, one per core, a file at a time: a module's
 # fixtures (a crawled mirror, an ingested corpus) are built once, by the worker that runs it.
 # Every database, Redis prefix and port a test takes is its own (tests/services.py, tests/ports.py).
