@@ -63,23 +63,22 @@ class TextModels:
     def with_target(self, target: str, documents: Sequence[Document]) -> TextModels:
         """These models and one more target, fitted on ``documents`` through the same vocabulary, so that
         the targets already here score exactly as before."""
-        y = np.array([d.is_a(target) for d in documents])
-        if not 0 < y.sum() < len(y):
-            raise ConfigError(f"text model {target}: its pages need both evidence and pages without it")
-        fitted = _fit_one(self._vectorizer.transform([d.text for d in documents]), y)
+        fitted = _fit_target(target, documents, self._vectorizer.transform([d.text for d in documents]))
         return TextModels(self.vocabulary, self.idf, {**self.weights, target: fitted})
 
     def out_of_fold(self, target: str, documents: Sequence[Document]) -> list[float]:
         """Each document's logit for ``target`` from a model fitted without its group (for the new patterns'
-        pages, a group is a pattern): the feature the decision must be fitted on, as in out_of_fold_scores."""
-        scores = [0.0] * len(documents)
-        for group in sorted({d.group for d in documents}):
-            others = [d for d in documents if d.group != group]
-            model = self.with_target(target, others)
-            for i, document in enumerate(documents):
-                if document.group == group:
-                    scores[i] = model.scores(document.text)[target]
-        return scores
+        pages, a group is a pattern): the feature the decision must be fitted on, as in out_of_fold_scores.
+        The vocabulary is fixed, so each page is read through it once; only the fits repeat."""
+        x = self._vectorizer.transform([d.text for d in documents])
+        groups = np.array([d.group for d in documents])
+        scores = np.zeros(len(documents))
+        for group in sorted(set(groups.tolist())):
+            held = groups == group
+            others = [d for d, out in zip(documents, held, strict=True) if not out]
+            coefficients, intercept = _fit_target(target, others, x[~held])
+            scores[held] = x[held] @ coefficients + intercept
+        return scores.tolist()
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +126,13 @@ class Document:
         if target == REPORTING:
             return self.kind == "news-commentary"
         return bool(self.patterns) if target == NEW_PATTERN_EVIDENCE else target in self.patterns
+
+
+def _fit_target(target: str, documents: Sequence[Document], x: spmatrix) -> tuple[np.ndarray, float]:
+    y = np.array([d.is_a(target) for d in documents])
+    if not 0 < y.sum() < len(y):
+        raise ConfigError(f"text model {target}: its pages need both evidence and pages without it")
+    return _fit_one(x, y)
 
 
 def _fit_one(x: spmatrix, y: np.ndarray) -> tuple[np.ndarray, float]:
