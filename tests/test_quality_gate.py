@@ -196,12 +196,8 @@ def test_corpus_floors(folder: str) -> None:
     assert set(news_alerts(outcomes)) <= set(NEWS_ALLOWED.get(folder, []))
 
 
-# The new patterns' gates run from two files of their own (test_quality_gate_new_patterns*.py), half each:
-# the suite's workers take a file at a time (--dist loadfile), and one file of all of them ran last, alone.
-NEW_PATTERN_IDS = sorted(NEW_PATTERNS)
-
-
-def check_new_pattern(pattern_id: str) -> None:
+@pytest.mark.parametrize("pattern_id", sorted(NEW_PATTERNS))
+def test_a_pattern_nobody_tuned_for_calibrates_itself(pattern_id: str) -> None:
     """A pattern given only as a YAML file (description, a handful of examples and counter-examples,
     keywords; no cue types, no threshold) reaches its F1 floor on pages written apart from the file."""
     pattern_file, folder, documents, floor = NEW_PATTERNS[pattern_id]
