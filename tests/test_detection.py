@@ -268,6 +268,21 @@ def test_a_pattern_whose_examples_cannot_be_told_from_its_near_misses_is_named(
     assert "reseller-intermediary" not in caplog.text
 
 
+
+def test_a_second_detector_reuses_the_reference_vectors_and_cannot_change_them() -> None:
+    """Every labelled folder scored builds a detector; the background and the examples are embedded once
+    per process, the same arrays as a fresh embedding of the same list, and shared read-only."""
+    settings = Settings()
+    library = load_library(settings.pattern_files)
+    embedder = get_embedder(settings.embedding.model, settings.embedding.batch_size)
+    background = load_background(settings.background_file)
+    first, second = (Detector(library, embedder, untrained(embedder.model_id), background=background)
+                     for _ in range(2))
+    assert second.vectors[0].examples is first.vectors[0].examples
+    assert np.array_equal(first.vectors[0].examples, embedder.encode(library.patterns[0].examples))
+    with pytest.raises(ValueError, match="read-only"):
+        first.vectors[0].examples[0, 0] = 1.0
+
 def test_a_profile_scales_similarity_by_the_patterns_own_examples() -> None:
     examples = np.eye(3, 8, dtype=np.float32) * 0.6 + 0.5
     examples /= np.linalg.norm(examples, axis=1, keepdims=True)
