@@ -37,9 +37,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy -p tests.bench   # the bench is not in [tool.mypy] packages: it is not shipped
 
 # `make test` (what CI runs) leaves out the tests marked slow (kill loops, two-process crawls,
-# whole-corpus search and browser sessions) to stay near ten minutes on two cores (10 min 04 s for 488 tests
-# in a fresh-clone CI run on the evening of 2026-12-07, about 60 of them quality gates that each score a
-# labelled folder);
+# whole-corpus search, browser sessions, and the thirty quality gates of new patterns the generic path was
+# fitted on) to stay near ten minutes on two cores (11 min 47 s for 493 tests with those gates in a fresh-clone
+# CI run on 2026-12-07; the gate file alone kept one worker busy 12 min);
 # `make test-all` runs every test. Two xdist workers, one per core, a file at a time: a module's
 # fixtures (a crawled mirror, an ingested corpus) are built once, by the worker that runs it.
 # Every database, Redis prefix and port a test takes is its own (tests/services.py, tests/ports.py).

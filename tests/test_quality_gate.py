@@ -19,12 +19,10 @@ What is gated, and how honest each figure is:
 * ``new_pattern_laser``, ``_dpi``, ``_thermal``, ``_nav``, ``_cyber`` and ``_hscam`` (six goods) and ``_devops``,
   ``_saas``, ``_geo`` and ``_labels`` (four services reached online): ten more, written the same way, gated at
   their first runs with a generic path that had never seen them;
-* ``new_pattern_ads``, ``_journals``, ``_mpw`` and ``_simcloud``: four more services, written the same way, gated at
-  their first runs with a generic path that had never seen them;
-* the shipped generic path (its text model of new-pattern evidence and its weights) is fitted on those thirty-four
+* the shipped generic path (its text model of new-pattern evidence and its weights) is fitted on those thirty
   folders' pages, so their gates are now in-sample guards;
-* ``new_pattern_ground``, ``_appstore``, ``_ais`` and ``_voice``: four more services, written after it was frozen and
-  never fitted on, gated at its first runs (held out);
+* ``new_pattern_ads``, ``_journals``, ``_mpw`` and ``_simcloud``, then ``_ground``, ``_appstore``, ``_ais`` and ``_voice``:
+  eight more services, written after it was frozen and never fitted on, gated at its first runs (held out);
 * the recorded cross-validated figures of the shipped decision model (``loophole calibrate``):
   held out by writer, and for the generic weights held out by pattern.
 Real web pages are gated too where their text is present (tests/fixtures/real_web, git-ignored).
@@ -147,10 +145,10 @@ NEW_PATTERNS = {
         ("sanctioned-university-database-access", "journals", 0.81),
         ("military-mpw-shuttle-access", "mpw", 0.80),
         ("military-simulation-cloud", "simcloud", 0.89),
-        # Four more services, written to confirm the seventh (the same procedure refitted on the thirty-four folders above,
-        # which ships): never fitted on, gated at their first runs with it.
-        ("ground-station-access", "ground", 0.96),
-        ("police-app-store-accounts", "appstore", 0.82),
+        # Four more services, written to confirm a seventh choice (the same procedure refitted on the thirty-four folders
+        # above), which failed: never fitted on, gated at the shipped model's first runs.
+        ("ground-station-access", "ground", 0.90),
+        ("police-app-store-accounts", "appstore", 0.77),
         ("navy-maritime-data", "ais", 0.96),
         ("state-media-synthetic-voice", "voice", 0.96),
     )},
@@ -204,7 +202,16 @@ def test_corpus_floors(folder: str) -> None:
     assert set(news_alerts(outcomes)) <= set(NEWS_ALLOWED.get(folder, []))
 
 
-@pytest.mark.parametrize("pattern_id", sorted(NEW_PATTERNS))
+# The new patterns the shipped generic path never saw (round 6's and round 7's services): gated in `make test`. The other
+# thirty are in its training, so their gates guard against regressions only; `make test-all` runs them (at about 13 s of
+# CPU each they took the suite past ten minutes on two cores, the quality gate file alone 12 min on one worker).
+HELD_OUT_NEW_PATTERNS = {"state-influence-ad-accounts", "sanctioned-university-database-access", "military-mpw-shuttle-access",
+                         "military-simulation-cloud", "ground-station-access", "police-app-store-accounts",
+                         "navy-maritime-data", "state-media-synthetic-voice"}
+
+
+@pytest.mark.parametrize("pattern_id", [
+    pid if pid in HELD_OUT_NEW_PATTERNS else pytest.param(pid, marks=pytest.mark.slow) for pid in sorted(NEW_PATTERNS)])
 def test_a_pattern_nobody_tuned_for_calibrates_itself(pattern_id: str) -> None:
     """A pattern given only as a YAML file (description, a handful of examples and counter-examples,
     keywords; no cue types, no threshold) reaches its F1 floor on pages written apart from the file."""
