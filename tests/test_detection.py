@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import CountVectorizer
 from sqlalchemy import select
 
 from extract import ExtractedPage
 from ground.config import ConfigError, Settings, read_yaml_mapping
+from index import textmodel
 from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_new_pattern_out, tuned_cuts
 from index.decision import (
     FEATURES,
@@ -238,6 +240,22 @@ def test_text_models_round_trip_and_out_of_fold_scores_are_honest(tmp_path: Path
     with pytest.raises(ConfigError, match="bad.npz"):
         TextModels.load(tmp_path / "bad.npz")
 
+
+
+def test_the_vocabulary_is_the_same_whatever_the_order_and_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text models refitted elsewhere must come out the same: n-grams tied at the cut-off are kept by the n-gram
+    itself, not by the order of the pages or how the CPU's sort breaks ties (sklearn's max_features does neither)."""
+    pages = ["本站提供 GPT 中转，支付宝充值", "国内直连 Claude 接口", "支付宝 充值 GPT", "Claude 国内 中转"] * 3
+    monkeypatch.setattr("index.textmodel.MAX_FEATURES", 12)
+    fitted = [textmodel._fitted_vectorizer(order) for order in (pages, pages[::-1], sorted(pages))]
+    assert all(v.vocabulary_ == fitted[0].vocabulary_ for v in fitted) and len(fitted[0].vocabulary_) == 12
+    counts = CountVectorizer(analyzer="char_wb", ngram_range=textmodel.NGRAMS, min_df=2).fit(pages)
+    totals = dict(zip(counts.get_feature_names_out(), np.asarray(counts.transform(pages).sum(axis=0)).ravel(),
+                      strict=True))
+    cut = min(totals[gram] for gram in fitted[0].vocabulary_)
+    tied = sorted(gram for gram, total in totals.items() if total == cut)
+    kept = [gram for gram in tied if gram in fitted[0].vocabulary_]
+    assert kept == tied[:len(kept)] and len(kept) < len(tied)     # the first of the tied n-grams, and some left out
 
 def test_a_patterns_own_text_model_is_on_its_own_scale() -> None:
     """Fitted on nothing but the author's sentences; 0 where the counter-examples score, 1 where the examples do."""
