@@ -107,7 +107,6 @@ class Units:
     types_in: Callable[[str], set[str]] = field(default=lambda text: set())
 
 
-
 @lru_cache(maxsize=256)
 def _reference_vectors(embedder: Embedder, texts: tuple[str, ...]) -> np.ndarray:
     """The background sentences and a pattern's examples, embedded once per process and list.
@@ -119,6 +118,7 @@ def _reference_vectors(embedder: Embedder, texts: tuple[str, ...]) -> np.ndarray
     vectors = embedder.encode(list(texts))
     vectors.flags.writeable = False
     return vectors
+
 
 class Detector:
     """Example vectors and profiles are computed once per library and model, then reused."""
