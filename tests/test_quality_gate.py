@@ -152,6 +152,12 @@ NEW_PATTERNS = {
         ("police-app-store-accounts", "appstore", 0.77),
         ("navy-maritime-data", "ais", 0.96),
         ("state-media-synthetic-voice", "voice", 0.96),
+        # Four more (three services, one kind of goods), written to confirm an eighth and a ninth choice, which both
+        # failed tests before they were scored here: never fitted on, gated at the shipped model's first runs.
+        ("state-security-data-brokers", "brokers", 0.89),
+        ("military-biodesign-cloud", "biodesign", 0.90),
+        ("state-hacker-us-infrastructure", "infra", 0.88),
+        ("radar-gan-rf-components", "gan", 0.96),
     )},
 }
 # News pieces that drew an alert at a new pattern's first run (the grey market's: a news piece and a forum discussion
