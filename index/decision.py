@@ -103,18 +103,23 @@ class DecisionModel(BaseModel):
         return self.model_copy(update={"patterns": {}, "pattern_cuts": {}})
 
 
+def read_decision(path: Path) -> DecisionModel:
+    """One decision file, or a ConfigError naming the file and the first field that is wrong."""
+    try:
+        return DecisionModel.model_validate(read_yaml_mapping(path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{path}: invalid decision file: {first['msg']} at "
+                          f"{'.'.join(str(p) for p in first['loc'])}") from exc
+
+
 def load_decision(paths: Iterable[Path], model_id: str) -> DecisionModel | None:
     """The last decision file found, for this embedding model (see DecisionModel.for_model)."""
     chosen = None
     for path in paths:
         if not Path(path).exists():
             continue
-        try:
-            model = DecisionModel.model_validate(read_yaml_mapping(Path(path)))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"{path}: invalid decision file: {first['msg']} at "
-                              f"{'.'.join(str(p) for p in first['loc'])}") from exc
+        model = read_decision(Path(path))
         if list(model.features) != list(FEATURES):
             log.warning("%s: fitted on other features; ignored until `loophole calibrate`", path)
             continue

@@ -261,12 +261,16 @@ def digest(send: Annotated[bool, typer.Option("--send", help="Deliver (SMTP, els
 def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages and labels.jsonl.")],
                  patterns: Annotated[list[Path] | None, typer.Option("--patterns", help="Extra pattern file.")] = None,
                  as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+                 generic: Annotated[bool, typer.Option(
+                     "--generic", help="Decide every pattern by the generic weights, as if each were given only as a "
+                                       "YAML file.")] = False,
                  ) -> None:
     """Score a labelled folder (in a temporary data directory; your data is untouched)."""
     from loophole.evaluate import confidence, evaluate, false_alarms, misclassified
 
     try:
-        result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json)
+        result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json,
+                                    generic=generic)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     if as_json:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from ground.config import ConfigError, Settings
 from index.crossval import reliability
-from index.decision import Sample
+from index.decision import Sample, read_decision, save_decision
 from index.store import Detection, Document
 from index.textmodel import opening
 from loophole.pipeline import Monitor, RawPage
@@ -177,12 +177,16 @@ def _outcomes(monitor: Monitor, labels: list[Label]) -> list[Outcome]:
 
 
 def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = None,
-             progress: bool = False) -> tuple[dict, list[Outcome]]:
-    """Run the whole chain on the folder in a temporary home; the user's data is not touched."""
+             progress: bool = False, generic: bool = False) -> tuple[dict, list[Outcome]]:
+    """Run the whole chain on the folder in a temporary home; the user's data is not touched. ``generic``
+    decides every pattern by the generic weights, as if each were given only as a YAML file: how a pattern
+    someone adds would fare on pages like these, written by whoever wrote them."""
     labels = read_labels(folder)
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
-        settings = base.model_copy(update={"home": Path(tmp), "database_url": None,
-                                           "decision_file": _users(base, "decision.yaml", base.decision_file),
+        decision_file = _users(base, "decision.yaml", base.decision_file)
+        if generic:
+            decision_file = _generic_only(decision_file, Path(tmp) / "generic-decision.yaml")
+        settings = base.model_copy(update={"home": Path(tmp), "database_url": None, "decision_file": decision_file,
                                            "text_model_file": _users(base, "text_models.npz", base.text_model_file)})
         monitor = Monitor(settings, extra_patterns)
         monitor.check_patterns()
@@ -199,6 +203,13 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
         pattern_ids = [p.id for p in monitor.library.patterns]
         monitor.store.close()
     return metrics(outcomes, pattern_ids), outcomes
+
+
+def _generic_only(decision_file: Path, out: Path) -> Path:
+    """A copy of the decision file without any pattern's own weights or cuts."""
+    model = read_decision(decision_file)
+    save_decision(out, model.model_copy(update={"patterns": {}, "pattern_cuts": {}}))
+    return out
 
 
 def _users(settings: Settings, name: str, shipped: Path) -> Path:

@@ -64,6 +64,20 @@ def test_eval_json_contract_and_runtime_pattern_file(tmp_path: Path) -> None:
     assert not (tmp_path / "home").exists(), "eval must not touch the user's data directory"
 
 
+def test_eval_generic_keeps_the_contract_and_names_a_broken_decision_file(tmp_path: Path) -> None:
+    """--generic decides every pattern by the generic weights; a damaged decision file in the data
+    directory is named, not a traceback."""
+    folder = labelled_folder(tmp_path)
+    completed = run(["eval", str(folder), "--generic", "--json"], tmp_path / "home")
+    assert completed.returncode == 0, completed.stderr
+    assert set(json.loads(completed.stdout)) == {"documents", "alert", "patterns", "macro_f1", "alerts_by_kind"}
+    home = tmp_path / "home2"
+    home.mkdir()
+    (home / "decision.yaml").write_text("model_id: m\nfeatures: [a]\n", encoding="utf-8")
+    broken = run(["eval", str(folder), "--generic", "--json"], home)
+    assert broken.returncode != 0 and "invalid decision file" in broken.stderr, broken.stderr
+
+
 def test_eval_prints_false_alarms_and_news_alerts(tmp_path: Path) -> None:
     """The reader's figures beside P and R: false alarms per 100 pages without evidence, and which news
     pages alerted (here the page without evidence is labelled news and the new pattern alerts on it)."""
