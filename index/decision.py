@@ -98,8 +98,10 @@ class DecisionModel(BaseModel):
 
     def for_model(self, model_id: str) -> DecisionModel:
         """These weights as they may be used with another embedding model: the generic ones only."""
-        if model_id == self.model_id:
-            return self
+        return self if model_id == self.model_id else self.generic_only()
+
+    def generic_only(self) -> DecisionModel:
+        """These weights with every pattern decided by the generic ones, as if given only as a YAML file."""
         return self.model_copy(update={"patterns": {}, "pattern_cuts": {}})
 
 

@@ -207,8 +207,7 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
 
 def _generic_only(decision_file: Path, out: Path) -> Path:
     """A copy of the decision file without any pattern's own weights or cuts."""
-    model = read_decision(decision_file)
-    save_decision(out, model.model_copy(update={"patterns": {}, "pattern_cuts": {}}))
+    save_decision(out, read_decision(decision_file).generic_only())
     return out
 
 

@@ -241,7 +241,6 @@ def test_text_models_round_trip_and_out_of_fold_scores_are_honest(tmp_path: Path
         TextModels.load(tmp_path / "bad.npz")
 
 
-
 def test_the_vocabulary_is_the_same_whatever_the_order_and_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Text models refitted elsewhere must come out the same: n-grams tied at the cut-off are kept by the n-gram
     itself, not by the order of the pages or how the CPU's sort breaks ties (sklearn's max_features does neither)."""
@@ -256,6 +255,7 @@ def test_the_vocabulary_is_the_same_whatever_the_order_and_the_machine(monkeypat
     tied = sorted(gram for gram, total in totals.items() if total == cut)
     kept = [gram for gram in tied if gram in fitted[0].vocabulary_]
     assert kept == tied[:len(kept)] and len(kept) < len(tied)     # the first of the tied n-grams, and some left out
+
 
 def test_a_patterns_own_text_model_is_on_its_own_scale() -> None:
     """Fitted on nothing but the author's sentences; 0 where the counter-examples score, 1 where the examples do."""
@@ -286,7 +286,6 @@ def test_a_pattern_whose_examples_cannot_be_told_from_its_near_misses_is_named(
     assert "reseller-intermediary" not in caplog.text
 
 
-
 def test_a_second_detector_reuses_the_reference_vectors_and_cannot_change_them() -> None:
     """Every labelled folder scored builds a detector; the background and the examples are embedded once
     per process, the same arrays as a fresh embedding of the same list, and shared read-only."""
@@ -300,6 +299,7 @@ def test_a_second_detector_reuses_the_reference_vectors_and_cannot_change_them()
     assert np.array_equal(first.vectors[0].examples, embedder.encode(library.patterns[0].examples))
     with pytest.raises(ValueError, match="read-only"):
         first.vectors[0].examples[0, 0] = 1.0
+
 
 def test_a_profile_scales_similarity_by_the_patterns_own_examples() -> None:
     examples = np.eye(3, 8, dtype=np.float32) * 0.6 + 0.5
