@@ -46,7 +46,14 @@ NEGATION_CUES = ("不接受", "不得", "禁止", "严禁", "不允许", "不能
                  "does not offer", "not offered", "not available in", "unavailable in", "暂不采购",
                  # a seller ruling out what it will not sell ("本店不销售A100", "we do not sell H100 systems")
                  "不销售", "不出售", "不售卖", "do not sell", "does not sell", "not for sale")
-_CLAUSE_END = re.compile(r"[，,；;。！？!?]")
+# A clause ends at punctuation and at the title join ("TITLE | sentence", index.chunking): a body line's
+# "本项目不接受联合体投标" does not govern the terms in the title above it.
+_CLAUSE_END = re.compile(r"[，,；;。！？!?|]")
+# A negation that governs who may be named ("不得向原厂披露最终用户", "采购人名称不得出现在账号资料中", "their
+# name must not appear anywhere") hides the buyer: the patterns count that as part of the evidence, not against it.
+_DISCLOSURE = re.compile(r"披露|透露|泄露|出现|体现|显示|报备|申报|告知|暴露|disclos|reveal|appear")
+_IDENTITY = re.compile(r"采购人|采购单位|最终用户|使用方|使用单位|需求单位|名称|身份|end.?user|end client|identity|name"
+                       r"|buyer|principal|customer")
 VETO_SIMILARITY = 0.9         # a unit this close to a dismissed one is the same evidence again
 _BLAS = ThreadpoolController()   # found once: scanning the loaded libraries per call costs more than a page
 EVIDENCE_UNITS = 20           # units kept per alert, so a verdict covers all of a page's evidence
@@ -354,15 +361,21 @@ def excludes_pattern_terms(pv: PatternVectors, text: str, types_in: Callable[[st
     """Whether an exclusion clause in the unit rules out what the pattern is about: the clause with
     the cue names one of the pattern's keywords or the entity types its examples name ("不接受NVIDIA",
     "must not use overseas regions"). An exclusion about something else in the same line item
-    ("采购人名称不得出现在账号资料中", a reseller's hiding of the buyer) leaves the rest as evidence."""
+    ("本项目不接受联合体投标" under a title that names the service) leaves the rest as evidence, and so does a clause
+    that hides the buyer ("最终用户不向AWS披露"), which is part of what the patterns describe."""
     if not has_exclusion(text):
         return False
     named = pv.profile.named_types - {PRC}
     for clause in _CLAUSE_END.split(text):
-        if has_exclusion(clause) and (
+        if has_exclusion(clause) and not conceals_buyer(clause) and (
                 any(keyword in clause for keyword in pv.keywords) or named & types_in(clause)):
             return True
     return False
+
+
+def conceals_buyer(clause: str) -> bool:
+    """Whether the clause's negation is about disclosing who buys, not about what is bought."""
+    return bool(_DISCLOSURE.search(clause) and _IDENTITY.search(clause))
 
 
 def gate(pattern: Pattern, kind: str, entity_types: set[str]) -> str | None:

@@ -469,6 +469,20 @@ def test_an_exclusion_counts_only_when_it_rules_out_what_the_pattern_is_about() 
     assert not excludes_pattern_terms(pv, "经bedrock调用claude模型", types_in)
 
 
+def test_hiding_the_buyer_or_a_procedural_line_under_the_title_is_no_exclusion() -> None:
+    """Round 12 (docs/generic-path-rounds-2026-12-07.md): a body line's procedural negation joined under a title
+    that names the service, and a clause that hides the end user from the US provider, were read as the pattern
+    ruled out, and real evidence was lost (a tender that says the end user must not be shown on the account)."""
+    pattern = Pattern(id="p-n", title="t", description="d", examples=["e"], keywords=["bedrock", "aws"])
+    pv = _vectors(pattern, [frozenset({"us-cloud"})], ["bedrock", "aws"])
+    types_in = lambda text: set()  # noqa: E731
+    assert not excludes_pattern_terms(pv, "aws ground station测控服务采购公告 | 本项目不接受联合体投标", types_in)
+    assert not excludes_pattern_terms(pv, "经aws开通bedrock，最终用户不向aws披露", types_in)
+    assert not excludes_pattern_terms(pv, "bedrock access via aws: their name must not appear anywhere", types_in)
+    assert excludes_pattern_terms(pv, "本项目不得使用aws或其他境外云服务", types_in)
+    assert excludes_pattern_terms(pv, "aws服务采购公告 | 系统不得调用bedrock", types_in)
+
+
 def test_traditional_chinese_is_no_prc_tie_by_its_script() -> None:
     """A Taiwan GPU cloud's page is Chinese but not PRC; its 國內 ("domestic") means Taiwan."""
     taiwan = ["玉山雲於新竹與台中設有資料中心，提供 H100 雲端主機，協助台灣企業與大學研究團隊訓練模型。資料儲存於國內機房。"]
