@@ -11,7 +11,7 @@ import json
 import tempfile
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,7 +181,15 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
     """Run the whole chain on the folder in a temporary home; the user's data is not touched. ``generic``
     decides every pattern by the generic weights, as if each were given only as a YAML file: how a pattern
     someone adds would fare on pages like these, written by whoever wrote them."""
-    labels = read_labels(folder)
+    return evaluate_pages(read_labels(folder), lambda label: _listed_file(folder, label), base, extra_patterns,
+                          progress, generic)
+
+
+def evaluate_pages(labels: list[Label], body_of: Callable[[Label], bytes], base: Settings,
+                   extra_patterns: list[Path] | None = None, progress: bool = False,
+                   generic: bool = False) -> tuple[dict, list[Outcome]]:
+    """As ``evaluate``, for pages whose bytes come from elsewhere than a folder: real pages read in place
+    where they may not be copied (tests/fixtures/real_web/repos.py reads them from git mirrors)."""
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
         decision_file = _users(base, "decision.yaml", base.decision_file)
         if generic:
@@ -195,14 +203,18 @@ def evaluate(folder: Path, base: Settings, extra_patterns: list[Path] | None = N
             from tqdm import tqdm
             iterator = tqdm(labels, desc="eval", unit="doc")
         for label in iterator:
-            path = folder / label.file
-            if not path.is_file():
-                raise ConfigError(f"{folder / 'labels.jsonl'}: listed file {label.file!r} does not exist")
-            monitor.ingest(RawPage(url=label.url, body=path.read_bytes(), source="eval"))
+            monitor.ingest(RawPage(url=label.url, body=body_of(label), source="eval"))
         outcomes = _outcomes(monitor, labels)
         pattern_ids = [p.id for p in monitor.library.patterns]
         monitor.store.close()
     return metrics(outcomes, pattern_ids), outcomes
+
+
+def _listed_file(folder: Path, label: Label) -> bytes:
+    path = folder / label.file
+    if not path.is_file():
+        raise ConfigError(f"{folder / 'labels.jsonl'}: listed file {label.file!r} does not exist")
+    return path.read_bytes()
 
 
 def _generic_only(decision_file: Path, out: Path) -> Path:
