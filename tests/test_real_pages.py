@@ -54,8 +54,9 @@ def _present() -> bool:
     return bool(rows) and all((REAL / row["file"]).is_file() for row in rows)
 
 
-def _load_check():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("real_web_check", REAL / "check.py")
+def _script(name: str):  # type: ignore[no-untyped-def]
+    """A script beside the labels (check.py, repos.py), imported as a module."""
+    spec = importlib.util.spec_from_file_location(f"real_web_{name}", REAL / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -64,7 +65,7 @@ def _load_check():  # type: ignore[no-untyped-def]
 
 def _mirrors_present() -> bool:
     """All 61 mirrors of the first run are here (figures over fewer pages would not be the gated ones)."""
-    repos = _repos_module()
+    repos = _script("repos")
     return sum(1 for row in repos.read_rows() if repos.blob(repos.MIRRORS, row) is not None) == REPOS_FIRST_RUN["pages"]
 
 
@@ -90,24 +91,15 @@ def test_real_pages_floors() -> None:
     assert news <= NEWS_ALERTS_ALLOWED, news
 
 
-def _repos_module():  # type: ignore[no-untyped-def]
-    """tests/fixtures/real_web/repos.py, which reads real pages in place from git mirrors (seventh collection)."""
-    spec = importlib.util.spec_from_file_location("real_web_repos", REAL / "repos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # The seventh collection's first run (2026-12-07, eighth session; README, "Measured quality"): 61 of its 70 pages
 # had a mirror (16 sellers, 45 negatives, 10 of them news and analysis). Gated there; another news alert fails.
 REPOS_FIRST_RUN = {"pages": 61, "precision": 0.55, "recall": 0.68, "false_alarms_per_100": 20.0}
 
 
 def test_the_repository_pages_are_labelled_by_the_spec_and_none_is_held_out() -> None:
-    check = _load_check()
+    check = _script("check")
     hosts, urls = check._hashes("held-out-hosts.sha256"), check._hashes("held-out-urls.sha256")
-    rows = _repos_module().read_rows()
+    rows = _script("repos").read_rows()
     assert len({row["url"] for row in rows}) == len(rows) == 70
     for row in rows:
         assert re.fullmatch(r"[0-9a-f]{40}", row["commit"]), row
@@ -116,7 +108,7 @@ def test_the_repository_pages_are_labelled_by_the_spec_and_none_is_held_out() ->
 
 
 def test_a_markdown_page_is_rendered_as_its_host_shows_it_and_its_markup_stays_text() -> None:
-    page = _repos_module().as_page("README.md", "# 中转\n\n| 模型 | 价格 |\n|---|---|\n| gpt | ¥1 |\n\n<script>x()</script>\n"
+    page = _script("repos").as_page("README.md", "# 中转\n\n| 模型 | 价格 |\n|---|---|\n| gpt | ¥1 |\n\n<script>x()</script>\n"
                                    .encode())
     assert b"<title>\xe4\xb8\xad\xe8\xbd\xac</title>" in page and b"<table>" in page
     assert b"<script>" not in page
@@ -124,7 +116,7 @@ def test_a_markdown_page_is_rendered_as_its_host_shows_it_and_its_markup_stays_t
 
 @pytest.mark.skipif(not _mirrors_present(), reason="the seventh collection's git mirrors are not on this machine")
 def test_repository_pages_first_run_floors() -> None:
-    result, outcomes, missing = _repos_module().score()
+    result, outcomes, missing = _script("repos").score()
     per_100, news = false_alarms(outcomes)
     assert len(outcomes) == REPOS_FIRST_RUN["pages"], missing
     assert result["alert"]["precision"] >= REPOS_FIRST_RUN["precision"], result["alert"]
