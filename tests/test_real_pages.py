@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from ground.config import Settings
-from loophole.evaluate import Outcome, evaluate, false_alarms, metrics, news_alerts
+from loophole.evaluate import Outcome, evaluate, metrics, news_alerts
 
 REAL = Path(__file__).parent / "fixtures" / "real_web"
 # Floors only rise. The first collection keeps its floors (measured 0.86 / 0.89 with the shipped
@@ -64,9 +64,10 @@ def _script(name: str):  # type: ignore[no-untyped-def]
 
 
 def _mirrors_present() -> bool:
-    """All 61 mirrors of the first run are here (figures over fewer pages would not be the gated ones)."""
+    """Every mirror of the first runs is here (figures over fewer pages would not be the gated ones)."""
     repos = _script("repos")
-    return sum(1 for row in repos.read_rows() if repos.blob(repos.MIRRORS, row) is not None) == REPOS_FIRST_RUN["pages"]
+    present = sum(1 for row in repos.read_rows() if repos.blob(repos.MIRRORS, row) is not None)
+    return present == sum(run["pages"] for run in REPOS_FIRST_RUNS.values())
 
 
 def _figures(outcomes: list[Outcome]) -> dict[str, float]:
@@ -91,16 +92,18 @@ def test_real_pages_floors() -> None:
     assert news <= NEWS_ALERTS_ALLOWED, news
 
 
-# The seventh collection's first run (2026-12-07, eighth session; README, "Measured quality"): 61 of its 70 pages
-# had a mirror (16 sellers, 45 negatives, 10 of them news and analysis). Gated there; another news alert fails.
-REPOS_FIRST_RUN = {"pages": 61, "precision": 0.55, "recall": 0.68, "false_alarms_per_100": 20.0}
+# First runs of the collections read in place (2026-12-07, eighth session; README, "Measured quality"): the seventh,
+# 61 of its 70 pages with a mirror (16 sellers; 10 of its 45 negatives news and analysis), and the eighth, all 57 (10
+# sellers; 15 of 47 negatives news and analysis). Gated there, where every page of the collection is present.
+REPOS_FIRST_RUNS = {7: {"pages": 61, "precision": 0.55, "recall": 0.68, "false_alarms_per_100": 20.0},
+                    8: {"pages": 57, "precision": 0.46, "recall": 0.70, "false_alarms_per_100": 17.0}}
 
 
 def test_the_repository_pages_are_labelled_by_the_spec_and_none_is_held_out() -> None:
     check = _script("check")
     hosts, urls = check._hashes("held-out-hosts.sha256"), check._hashes("held-out-urls.sha256")
     rows = _script("repos").read_rows()
-    assert len({row["url"] for row in rows}) == len(rows) == 70
+    assert len({row["url"] for row in rows}) == len(rows) == 127
     for row in rows:
         assert re.fullmatch(r"[0-9a-f]{40}", row["commit"]), row
         assert set(row["patterns"]) <= check.PATTERNS and row["kind"] in check.KINDS, row
@@ -114,11 +117,14 @@ def test_a_markdown_page_is_rendered_as_its_host_shows_it_and_its_markup_stays_t
     assert b"<script>" not in page
 
 
-@pytest.mark.skipif(not _mirrors_present(), reason="the seventh collection's git mirrors are not on this machine")
+@pytest.mark.skipif(not _mirrors_present(), reason="the git mirrors of the collections read in place are not here")
 def test_repository_pages_first_run_floors() -> None:
-    result, outcomes, missing = _script("repos").score()
-    per_100, news = false_alarms(outcomes)
-    assert len(outcomes) == REPOS_FIRST_RUN["pages"], missing
-    assert result["alert"]["precision"] >= REPOS_FIRST_RUN["precision"], result["alert"]
-    assert result["alert"]["recall"] >= REPOS_FIRST_RUN["recall"], result["alert"]
-    assert per_100 <= REPOS_FIRST_RUN["false_alarms_per_100"] and not news, (per_100, news)
+    repos = _script("repos")
+    _, outcomes, missing = repos.score()
+    for number, part in repos.by_collection(outcomes).items():
+        floors, measured = REPOS_FIRST_RUNS[number], repos.figures(part)
+        assert measured["pages"] == floors["pages"], (number, missing)
+        assert measured["alert"]["precision"] >= floors["precision"], (number, measured)
+        assert measured["alert"]["recall"] >= floors["recall"], (number, measured)
+        assert measured["false_alarms_per_100"] <= floors["false_alarms_per_100"], (number, measured)
+        assert not measured["news_alerts"], (number, measured)
