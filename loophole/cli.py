@@ -264,13 +264,24 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
                  generic: Annotated[bool, typer.Option(
                      "--generic", help="Decide every pattern by the generic weights, as if each were given only as a "
                                        "YAML file.")] = False,
+                 mirrors: Annotated[Path | None, typer.Option(
+                     "--mirrors", help="FOLDER is instead a list of pages in public repositories (JSON lines: repo, "
+                                       "path, commit, url, kind, lang, patterns), read in place from the git "
+                                       "mirrors under this directory.")] = None,
                  ) -> None:
     """Score a labelled folder (in a temporary data directory; your data is untouched)."""
     from loophole.evaluate import confidence, evaluate, false_alarms, misclassified
+    from loophole.repo_pages import evaluate_repo_pages
 
+    settings = command_settings(create=False)
     try:
-        result, outcomes = evaluate(folder, command_settings(create=False), patterns or [], progress=not as_json,
-                                    generic=generic)
+        if mirrors is None:
+            result, outcomes = evaluate(folder, settings, patterns or [], progress=not as_json, generic=generic)
+        else:
+            result, outcomes, missing = evaluate_repo_pages(folder, mirrors, settings, patterns or [],
+                                                            progress=not as_json, generic=generic)
+            if missing and not as_json:
+                typer.echo(f"{len(missing)} listed pages have no mirror or commit under {mirrors}: left out", err=True)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     if as_json:

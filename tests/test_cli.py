@@ -95,6 +95,33 @@ def test_eval_prints_false_alarms_and_news_alerts(tmp_path: Path) -> None:
     assert "confidence of the scores: Brier" in printed, "what a score means on this folder is printed too"
 
 
+def test_eval_reads_repository_pages_in_place_from_git_mirrors(tmp_path: Path) -> None:
+    """--mirrors: the labelled pages are files in git repositories, read at their commits from mirrors on this
+    machine (real pages that may not be copied; loophole.repo_pages); a page without a mirror is left out and said."""
+    repo = tmp_path / "mirrors" / "owner+relay" / "repo"
+    repo.mkdir(parents=True)
+    (repo / "README.md").write_text("# 某服务\n\n采购办公桌椅一批，木质材料，交货期三十天。\n", encoding="utf-8")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "README.md"], check=True)
+    subprocess.run([*git, "commit", "-qm", "page"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    rows = [{"repo": "owner/relay", "path": "README.md", "commit": commit, "url": "https://github.com/owner/relay",
+             "kind": "other", "lang": "zh", "patterns": []},
+            {"repo": "owner/gone", "path": "README.md", "commit": commit, "url": "https://github.com/owner/gone",
+             "kind": "other", "lang": "zh", "patterns": []}]
+    labels = tmp_path / "repos.jsonl"
+    labels.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    completed = run(["eval", str(labels), "--mirrors", str(tmp_path / "mirrors"), "--json"], tmp_path / "home")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["documents"] == 1
+    printed = run(["eval", str(labels), "--mirrors", str(tmp_path / "mirrors")], tmp_path / "home")
+    assert "1 listed pages have no mirror or commit" in printed.stderr, printed.stderr
+    labels.write_text('{"repo": "owner/relay"}', encoding="utf-8")
+    broken = run(["eval", str(labels), "--mirrors", str(tmp_path / "mirrors")], tmp_path / "home")
+    assert broken.returncode != 0 and "bad repository page line" in broken.stderr, broken.stderr
+
+
 def test_malformed_pattern_file_names_file_line_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("patterns:\n  - id: ok-id\n    title: t\n    description: d\n    examples: []\n", encoding="utf-8")

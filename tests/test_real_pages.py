@@ -27,6 +27,7 @@ import pytest
 
 from ground.config import Settings
 from loophole.evaluate import Outcome, evaluate, metrics, news_alerts
+from loophole.repo_pages import as_page, read_page, read_repo_labels
 
 REAL = Path(__file__).parent / "fixtures" / "real_web"
 # Floors only rise. The first collection keeps its floors (measured 0.86 / 0.89 with the shipped
@@ -66,7 +67,7 @@ def _script(name: str):  # type: ignore[no-untyped-def]
 def _mirrors_present() -> bool:
     """Every mirror of the first runs is here (figures over fewer pages would not be the gated ones)."""
     repos = _script("repos")
-    present = sum(1 for row in repos.read_rows() if repos.blob(repos.MIRRORS, row) is not None)
+    present = sum(1 for page in read_repo_labels(repos.LABELS) if read_page(repos.MIRRORS, page) is not None)
     return present == sum(run["pages"] for run in REPOS_FIRST_RUNS.values())
 
 
@@ -111,8 +112,7 @@ def test_the_repository_pages_are_labelled_by_the_spec_and_none_is_held_out() ->
 
 
 def test_a_markdown_page_is_rendered_as_its_host_shows_it_and_its_markup_stays_text() -> None:
-    page = _script("repos").as_page("README.md", "# 中转\n\n| 模型 | 价格 |\n|---|---|\n| gpt | ¥1 |\n\n<script>x()</script>\n"
-                                   .encode())
+    page = as_page("README.md", "# 中转\n\n| 模型 | 价格 |\n|---|---|\n| gpt | ¥1 |\n\n<script>x()</script>\n".encode())
     assert b"<title>\xe4\xb8\xad\xe8\xbd\xac</title>" in page and b"<table>" in page
     assert b"<script>" not in page
 
