@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -23,6 +24,8 @@ from index.decision import Sample, read_decision, save_decision
 from index.store import Detection, Document
 from index.textmodel import opening
 from loophole.pipeline import Monitor, RawPage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,17 +57,22 @@ def read_labels(folder: Path) -> list[Label]:
     path = folder / "labels.jsonl"
     if not path.exists():
         raise ConfigError(f"{path}: missing (a labelled folder needs labels.jsonl)")
-    labels = []
+    return read_json_lines(path, "label", lambda row: Label(row["file"], row.get("url") or row["file"],
+                                                            row.get("kind", ""), set(row.get("patterns") or []),
+                                                            row.get("split") or ""))
+
+
+def read_json_lines(path: Path, what: str, make: Callable[[dict], T]) -> list[T]:
+    """One ``make(row)`` per non-empty line; a line that is not JSON or lacks a field is named with its number."""
+    made = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            labels.append(Label(row["file"], row.get("url") or row["file"], row.get("kind", ""),
-                                set(row.get("patterns") or []), row.get("split") or ""))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}:{number}: bad label line: {exc}") from exc
-    return labels
+            made.append(make(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}:{number}: bad {what} line: {exc}") from exc
+    return made
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:

@@ -9,7 +9,6 @@ memory, as the repository's host shows it, and scored like any labelled folder (
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from html import escape
@@ -19,7 +18,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from ground.config import ConfigError, Settings
-from loophole.evaluate import Label, Outcome, evaluate_pages
+from loophole.evaluate import Label, Outcome, evaluate_pages, read_json_lines
 
 GIT_SECONDS = 60
 
@@ -37,17 +36,9 @@ def read_repo_labels(path: Path) -> list[RepoPage]:
     """One JSON object per line: repo, path, commit, url, kind, lang, patterns (and collection, genre, note)."""
     if not path.is_file():
         raise ConfigError(f"{path}: missing (a list of repository pages, one JSON object per line)")
-    pages = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            label = Label(row["url"], row["url"], row["kind"], set(row["patterns"]))
-            pages.append(RepoPage(row["repo"], row["path"], row["commit"], label, int(row.get("collection", 0))))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}:{number}: bad repository page line: {exc!r}") from exc
-    return pages
+    return read_json_lines(path, "repository page", lambda row: RepoPage(
+        row["repo"], row["path"], row["commit"], Label(row["url"], row["url"], row["kind"], set(row["patterns"])),
+        int(row.get("collection", 0))))
 
 
 def git_dir(mirrors: Path, repo: str) -> Path:
