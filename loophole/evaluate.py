@@ -197,7 +197,7 @@ def evaluate_pages(labels: list[Label], body_of: Callable[[Label], bytes], base:
                    extra_patterns: list[Path] | None = None, progress: bool = False,
                    generic: bool = False) -> tuple[dict, list[Outcome]]:
     """As ``evaluate``, for pages whose bytes come from elsewhere than a folder: real pages read in place
-    where they may not be copied (tests/fixtures/real_web/repos.py reads them from git mirrors)."""
+    where they may not be copied (loophole.repo_pages reads them from git mirrors)."""
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
         decision_file = _users(base, "decision.yaml", base.decision_file)
         if generic:

@@ -9,6 +9,7 @@ memory, as the repository's host shows it, and scored like any labelled folder (
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from html import escape
@@ -21,6 +22,8 @@ from ground.config import ConfigError, Settings
 from loophole.evaluate import Label, Outcome, evaluate_pages, read_json_lines
 
 GIT_SECONDS = 60
+REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,16 @@ def read_repo_labels(path: Path) -> list[RepoPage]:
     """One JSON object per line: repo, path, commit, url, kind, lang, patterns (and collection, genre, note)."""
     if not path.is_file():
         raise ConfigError(f"{path}: missing (a list of repository pages, one JSON object per line)")
-    return read_json_lines(path, "repository page", lambda row: RepoPage(
-        row["repo"], row["path"], row["commit"], Label(row["url"], row["url"], row["kind"], set(row["patterns"])),
-        int(row.get("collection", 0))))
+    return read_json_lines(path, "repository page", _repo_page)
+
+
+def _repo_page(row: dict) -> RepoPage:
+    """The repository and commit go to git: only an owner/name and a full commit id are taken (a value starting
+    with "-" would be read as an option)."""
+    if not REPO.fullmatch(row["repo"]) or not COMMIT.fullmatch(row["commit"]):
+        raise ValueError(f"repo must be OWNER/NAME and commit 40 hex digits, not {row['repo']!r}, {row['commit']!r}")
+    label = Label(row["url"], row["url"], row["kind"], set(row["patterns"]))
+    return RepoPage(row["repo"], row["path"], row["commit"], label, int(row.get("collection", 0)))
 
 
 def git_dir(mirrors: Path, repo: str) -> Path:
@@ -53,8 +63,13 @@ def read_page(mirrors: Path, page: RepoPage) -> bytes | None:
     where = git_dir(mirrors, page.repo)
     if not where.is_dir():
         return None
-    done = subprocess.run(["git", "--git-dir", str(where), "show", f"{page.commit}:{page.path}"],
-                          capture_output=True, check=False, timeout=GIT_SECONDS)
+    try:
+        done = subprocess.run(["git", "--git-dir", str(where), "show", f"{page.commit}:{page.path}"],
+                              capture_output=True, check=False, timeout=GIT_SECONDS)
+    except FileNotFoundError as exc:
+        raise ConfigError("reading pages from git mirrors needs git on the PATH") from exc
+    except subprocess.TimeoutExpired:
+        return None
     return done.stdout if done.returncode == 0 else None
 
 

@@ -117,9 +117,10 @@ def test_eval_reads_repository_pages_in_place_from_git_mirrors(tmp_path: Path) -
     assert json.loads(completed.stdout)["documents"] == 1
     printed = run(["eval", str(labels), "--mirrors", str(tmp_path / "mirrors")], tmp_path / "home")
     assert "1 listed pages have no mirror or commit" in printed.stderr, printed.stderr
-    labels.write_text('{"repo": "owner/relay"}', encoding="utf-8")
-    broken = run(["eval", str(labels), "--mirrors", str(tmp_path / "mirrors")], tmp_path / "home")
-    assert broken.returncode != 0 and "bad repository page line" in broken.stderr, broken.stderr
+    for bad in ({"repo": "owner/relay"}, {**rows[0], "commit": "--output=/tmp/x"}):
+        labels.write_text(json.dumps(bad), encoding="utf-8")
+        broken = run(["eval", str(labels), "--mirrors", str(tmp_path / "mirrors")], tmp_path / "home")
+        assert broken.returncode != 0 and "bad repository page line" in broken.stderr, broken.stderr
 
 
 def test_malformed_pattern_file_names_file_line_and_field(tmp_path: Path) -> None:
