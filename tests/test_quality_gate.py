@@ -42,8 +42,7 @@ import pytest
 
 from ground.config import Settings
 from index.decision import DecisionModel, read_decision
-from loophole.evaluate import Outcome, evaluate, news_alerts
-from loophole.pipeline import Monitor, RawPage
+from loophole.evaluate import Label, Outcome, evaluate, evaluate_pages, news_alerts
 from tests.conftest import DEV_CORPUS, REAL_CORPUS, needs
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -211,13 +210,12 @@ def test_no_alert_on_the_real_pages_kept_in_shared() -> None:
     real-page measure that needs no copy of a search result (README, "Measured quality")."""
     pages = sorted(p for p in REAL_CORPUS.rglob("*") if p.suffix in (".html", ".htm") and p.name != "expected.html")
     assert len(pages) >= 47
+    labels = [Label(str(page.relative_to(REAL_CORPUS)), f"http://127.0.0.1/real/{i}.html", "", set())
+              for i, page in enumerate(pages)]
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         patch.delenv("LOOPHOLE_CONFIG", raising=False)
-        monitor = Monitor(Settings(home=tmp))
-        flagged = {page.name: monitor.ingest(RawPage(url=f"http://127.0.0.1/real/{i}.html", body=page.read_bytes(),
-                                                     source="real")).flagged for i, page in enumerate(pages)}
-        monitor.close()
-    assert {name: alerts for name, alerts in flagged.items() if alerts} == {}
+        _, outcomes = evaluate_pages(labels, lambda label: (REAL_CORPUS / label.file).read_bytes(), Settings(home=tmp))
+    assert {o.label.file: sorted(o.predicted) for o in outcomes if o.predicted} == {}
 
 
 # The five patterns decided by the generic weights alone on the dev corpus, whose pages no new-pattern
