@@ -53,6 +53,19 @@ class Weights(BaseModel):
     support: int = 0              # labelled evidence pages they were fitted on
 
 
+class Recalibration(BaseModel):
+    """How one pattern's log-odds are rescaled (slope, offset) so that a shown probability is what such a
+    score was worth on real pages (`loophole recalibrate`). Monotone, and the pattern's cut is mapped the
+    same way, so exactly the same pages alert: only the number a reader sees changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    slope: float = Field(gt=0)
+    offset: float
+    pages: int = Field(0, ge=0)       # labelled pages it was fitted on
+    evidence: int = Field(0, ge=0)    # how many of them were evidence of the pattern
+    source: str = ""
+
+
 class DecisionModel(BaseModel):
     """Weights over standardised features, the probability above which a page alerts, and where
     they came from. Fitted for one embedding model: under another, only the generic weights are
@@ -72,11 +85,19 @@ class DecisionModel(BaseModel):
     cross_validation: dict[str, float] = {}
     created: str = ""
     sources: list[str] = []
+    # Fitted on real pages after the weights (`loophole recalibrate`); a refit of the weights drops it.
+    recalibration: dict[str, Recalibration] = {}
 
     def cut_for(self, pattern_id: str) -> float:
         if pattern_id in self.pattern_cuts:
-            return self.pattern_cuts[pattern_id]
-        return self.cut if pattern_id in self.patterns else self.generic_cut
+            cut = self.pattern_cuts[pattern_id]
+        else:
+            cut = self.cut if pattern_id in self.patterns else self.generic_cut
+        return cut if pattern_id not in self.recalibration else _sigmoid(self._rescaled(pattern_id, _logit(cut)))
+
+    def _rescaled(self, pattern_id: str, log_odds: float) -> float:
+        shift = self.recalibration.get(pattern_id)
+        return log_odds if shift is None else shift.slope * log_odds + shift.offset
 
     def weights_for(self, pattern_id: str) -> Weights:
         return self.patterns.get(pattern_id, self.generic)
@@ -88,11 +109,13 @@ class DecisionModel(BaseModel):
     def probability(self, pattern_id: str, features: dict[str, float]) -> float:
         weights = self.weights_for(pattern_id)
         z = float(np.dot(self._standard(features), weights.coefficients) + weights.intercept)
-        return float(1.0 / (1.0 + np.exp(-z)))
+        return _sigmoid(self._rescaled(pattern_id, z))
 
     def contributions(self, pattern_id: str, features: dict[str, float]) -> dict[str, float]:
         """Each feature's share of the log-odds, for "why it fired" (zero shares left out)."""
+        shift = self.recalibration.get(pattern_id)
         shares = self._standard(features) * np.array(self.weights_for(pattern_id).coefficients)
+        shares = shares * (shift.slope if shift else 1.0)
         return {name: round(float(share), 3) for name, share in zip(self.features, shares, strict=True)
                 if abs(share) >= 0.005}
 
@@ -102,7 +125,41 @@ class DecisionModel(BaseModel):
 
     def generic_only(self) -> DecisionModel:
         """These weights with every pattern decided by the generic ones, as if given only as a YAML file."""
-        return self.model_copy(update={"patterns": {}, "pattern_cuts": {}})
+        return self.model_copy(update={"patterns": {}, "pattern_cuts": {}, "recalibration": {}})
+
+    def without_recalibration(self) -> DecisionModel:
+        """The probabilities as the weights give them, before any rescaling fitted on real pages."""
+        return self.model_copy(update={"recalibration": {}})
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def _logit(p: float) -> float:
+    clipped = min(max(p, 1e-9), 1.0 - 1e-9)
+    return float(np.log(clipped / (1.0 - clipped)))
+
+
+def fit_recalibration(scored: Sequence[tuple[float, bool]], source: str = "") -> Recalibration:
+    """Platt scaling of one pattern's probabilities: the truth regressed on their log-odds, unregularised
+    (two numbers, fitted on pages the weights never saw). Why not isotonic: a few hundred pages and a few
+    dozen evidence pages give a step function with steps where the pages happened to fall."""
+    from sklearn.linear_model import LogisticRegression  # only fitting needs sklearn
+
+    y = np.array([truth for _, truth in scored], dtype=np.int64)
+    if len(set(y.tolist())) < 2:
+        raise ConfigError("recalibration needs labelled pages both with and without evidence of the pattern")
+    x = np.array([[_logit(p)] for p, _ in scored])
+    if x[y == 0].max() < x[y == 1].min():
+        raise ConfigError("these pages' scores separate evidence from the rest perfectly: they say nothing about what "
+                          "a score in the middle is worth")
+    model = LogisticRegression(C=np.inf, max_iter=1000).fit(x, y)
+    slope, offset = float(model.coef_[0][0]), float(model.intercept_[0])
+    if slope <= 0:
+        raise ConfigError(f"the scores do not rank these pages (slope {slope:.3f}): nothing to rescale")
+    return Recalibration(slope=round(slope, 5), offset=round(offset, 5), pages=len(y), evidence=int(y.sum()),
+                         source=source)
 
 
 def read_decision(path: Path) -> DecisionModel:

@@ -22,9 +22,19 @@ from index.crossval import (
     leave_new_pattern_out,
     leave_pattern_out,
     leave_real_folder_out,
+    reliability,
     tuned_cuts,
 )
-from index.decision import MIN_SUPPORT, DecisionModel, Sample, fit, save_decision, weighed_on
+from index.decision import (
+    MIN_SUPPORT,
+    DecisionModel,
+    Recalibration,
+    Sample,
+    fit,
+    fit_recalibration,
+    save_decision,
+    weighed_on,
+)
 from index.embed import get_embedder
 from index.evidence import logit_feature
 from index.feedback import verdict_labels
@@ -106,6 +116,31 @@ def tune_cuts(decision: DecisionModel, outcomes: list[Outcome], folder: Path) ->
             scored.setdefault(pid, []).append((decision.probability(pid, features), pid in outcome.label.patterns))
     cuts = tuned_cuts(scored, decision.cut_for)
     return decision.model_copy(update={"pattern_cuts": cuts, "sources": [*decision.sources, f"cuts: {folder}"]})
+
+
+def recalibrated(decision: DecisionModel, outcomes: list[Outcome], source: str,
+                 min_evidence: int = MIN_SUPPORT) -> tuple[DecisionModel, dict[str, Recalibration]]:
+    """The decision with each pattern's shown probability rescaled to what it was worth on these pages (see
+    index.decision.Recalibration), for patterns with ``min_evidence`` evidence pages among them; the others
+    keep any rescaling they had. Why: on real pages never fitted, the probabilities ran high in the middle (an
+    alert at 0.6 was evidence one time in three), and a reader should be able to take a score at its word."""
+    raw = decision.without_recalibration()
+    scored: dict[str, list[tuple[float, bool]]] = {}
+    for outcome in outcomes:
+        for pid, features in outcome.features.items():
+            scored.setdefault(pid, []).append((raw.probability(pid, features), pid in outcome.label.patterns))
+    fitted = {pid: fit_recalibration(pairs, source) for pid, pairs in sorted(scored.items())
+              if sum(truth for _, truth in pairs) >= min_evidence}
+    if not fitted:
+        raise ConfigError(f"{source}: no pattern has {min_evidence} evidence pages here; nothing to recalibrate")
+    return decision.model_copy(update={"recalibration": {**decision.recalibration, **fitted}}), fitted
+
+
+def score_reliability(decision: DecisionModel, outcomes: list[Outcome], pattern_id: str) -> dict[str, float]:
+    """Brier score and expected calibration error of one pattern's probabilities on these pages."""
+    pairs = [(decision.probability(pattern_id, outcome.features[pattern_id]), pattern_id in outcome.label.patterns)
+             for outcome in outcomes if pattern_id in outcome.features]
+    return reliability([p for p, _ in pairs], [t for _, t in pairs])
 
 
 # How much a real page counts against a written one when the weights are refitted with both. Alone,

@@ -19,7 +19,7 @@ from loophole.cli_common import command_settings, fail
 
 if TYPE_CHECKING:
     from ground.sources import Source
-    from loophole.evaluate import Confidence
+    from loophole.evaluate import Confidence, Outcome
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -270,18 +270,11 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
                                        "mirrors under this directory.")] = None,
                  ) -> None:
     """Score a labelled folder (in a temporary data directory; your data is untouched)."""
-    from loophole.evaluate import confidence, evaluate, false_alarms, misclassified
-    from loophole.repo_pages import evaluate_repo_pages
+    from loophole.evaluate import confidence, false_alarms, misclassified
 
     settings = command_settings(create=False)
     try:
-        if mirrors is None:
-            result, outcomes = evaluate(folder, settings, patterns or [], progress=not as_json, generic=generic)
-        else:
-            result, outcomes, missing = evaluate_repo_pages(folder, mirrors, settings, patterns or [],
-                                                            progress=not as_json, generic=generic)
-            if missing and not as_json:
-                typer.echo(f"{len(missing)} listed pages have no mirror or commit under {mirrors}: left out", err=True)
+        result, outcomes = _labelled_outcomes(folder, mirrors, settings, patterns or [], not as_json, generic)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -290,6 +283,58 @@ def evaluate_cmd(folder: Annotated[Path, typer.Argument(help="Folder with pages 
     out = Console()
     _print_eval(out, result, misclassified(outcomes), *false_alarms(outcomes))
     _print_confidence(out, confidence(outcomes))
+
+
+def _labelled_outcomes(folder: Path, mirrors: Path | None, settings: Settings, patterns: list[Path],
+                       progress: bool, generic: bool = False) -> tuple[dict, list[Outcome]]:
+    """A labelled folder scored, or with ``mirrors`` a list of repository pages read in place."""
+    from loophole.evaluate import evaluate
+    from loophole.repo_pages import evaluate_repo_pages
+
+    if mirrors is None:
+        return evaluate(folder, settings, patterns, progress=progress, generic=generic)
+    result, outcomes, missing = evaluate_repo_pages(folder, mirrors, settings, patterns, progress=progress,
+                                                    generic=generic)
+    if missing and progress:
+        typer.echo(f"{len(missing)} listed pages have no mirror or commit under {mirrors}: left out", err=True)
+    return result, outcomes
+
+
+@app.command()
+def recalibrate(folder: Annotated[Path, typer.Argument(
+                    help="Labelled real pages the weights were never fitted on (a folder, or with --mirrors a list "
+                         "of repository pages).")],
+                mirrors: Annotated[Path | None, typer.Option(
+                    "--mirrors", help="FOLDER is a list of pages in public repositories, read in place from the git "
+                                      "mirrors under this directory (as for eval).")] = None,
+                out: Annotated[Path | None, typer.Option(
+                    help="Decision file to write (default: HOME/decision.yaml).")] = None,
+                min_evidence: Annotated[int, typer.Option(
+                    "--min-evidence", min=2, help="Evidence pages a pattern needs among them to be rescaled.")] = 15,
+                ) -> None:
+    """Rescale each pattern's shown probability to what such scores were worth on labelled real pages.
+
+    The same pages alert as before (each pattern's cut is mapped the same way); only the number shown moves."""
+    from index.decision import read_decision, save_decision
+    from loophole.calibrate import recalibrated, score_reliability
+    from loophole.evaluate import fitted_file
+
+    settings = command_settings()
+    try:
+        _, outcomes = _labelled_outcomes(folder, mirrors, settings, [], progress=True)
+        decision = read_decision(fitted_file(settings, "decision.yaml", settings.decision_file))
+        rescaled, fitted = recalibrated(decision, outcomes, str(folder), min_evidence)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    path = out or settings.home / "decision.yaml"
+    save_decision(path, rescaled)
+    typer.echo(f"decision model written to {path}")
+    for pid, shift in fitted.items():
+        before, after = (score_reliability(model, outcomes, pid) for model in (decision, rescaled))
+        typer.echo(f"  {pid:36} {shift.pages} pages ({shift.evidence} evidence): slope {shift.slope}, offset "
+                   f"{shift.offset}; cut {decision.cut_for(pid):.3f} -> {rescaled.cut_for(pid):.3f}; here Brier "
+                   f"{before['brier']:.3f} -> {after['brier']:.3f}, calibration error {before['ece']:.3f} -> "
+                   f"{after['ece']:.3f}")
 
 
 def _print_eval(out: Console, result: dict, wrong: list, per_100: float, news: list[str]) -> None:

@@ -199,11 +199,12 @@ def evaluate_pages(labels: list[Label], body_of: Callable[[Label], bytes], base:
     """As ``evaluate``, for pages whose bytes come from elsewhere than a folder: real pages read in place
     where they may not be copied (loophole.repo_pages reads them from git mirrors)."""
     with tempfile.TemporaryDirectory(prefix="loophole-eval-") as tmp:
-        decision_file = _users(base, "decision.yaml", base.decision_file)
+        decision_file = fitted_file(base, "decision.yaml", base.decision_file)
         if generic:
             decision_file = _generic_only(decision_file, Path(tmp) / "generic-decision.yaml")
+        text_models = fitted_file(base, "text_models.npz", base.text_model_file)
         settings = base.model_copy(update={"home": Path(tmp), "database_url": None, "decision_file": decision_file,
-                                           "text_model_file": _users(base, "text_models.npz", base.text_model_file)})
+                                           "text_model_file": text_models})
         monitor = Monitor(settings, extra_patterns)
         monitor.check_patterns()
         iterator: Iterable[Label] = labels
@@ -231,7 +232,7 @@ def _generic_only(decision_file: Path, out: Path) -> Path:
     return out
 
 
-def _users(settings: Settings, name: str, shipped: Path) -> Path:
+def fitted_file(settings: Settings, name: str, shipped: Path) -> Path:
     """The data directory's own fitted file if there is one, else the shipped one."""
     own = settings.home / name
     return own if own.exists() else shipped

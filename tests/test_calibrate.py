@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 import loophole.calibrate
 from ground.config import ConfigError, Settings
 from index.crossval import CUTS
-from index.decision import DecisionModel, Sample, load_decision
+from index.decision import DecisionModel, Recalibration, Sample, load_decision, read_decision
 from index.evidence import FEATURES
 from index.textmodel import NEW_PATTERN_EVIDENCE, Document, TextModels
-from loophole.calibrate import Calibrated, run_calibration
+from loophole.calibrate import Calibrated, recalibrated, run_calibration
 from loophole.cli import app
-from loophole.evaluate import Outcome
+from loophole.evaluate import Label, Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WRITTEN = [FIXTURES / "holdout15", FIXTURES / "holdout16"]
@@ -155,3 +155,22 @@ def test_text_only_folders_of_real_pages_are_refused(tmp_path: Path) -> None:
                                        '"lang": "en", "patterns": [], "split": "test"}\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="real pages"):
         run_calibration(Settings(home=tmp_path / "home"), [FIXTURES / "holdout15"], False, None, vocabulary=[real])
+
+
+
+def test_recalibration_needs_enough_evidence_pages_of_a_pattern() -> None:
+    """A pattern is rescaled only with min_evidence evidence pages among the labelled ones; with none so, a clear
+    error and nothing rescaled. A pattern rescaled before keeps its rescaling when another is fitted."""
+    decision = read_decision(Settings().decision_file)
+    features = {name: 0.0 for name in FEATURES}
+    texts = [(0, False), (0, False), (0, False), (1, False), (1, True), (2, False), (2, True), (2, True), (3, True),
+             (3, True), (3, False), (3, True)]    # scores rank the pages, not perfectly
+    outcomes = [Outcome(Label(f"{i}.html", f"http://127.0.0.1/{i}", "other", {"reseller-intermediary"} if truth else set()),
+                        set(), "other", features={"reseller-intermediary": {**features, "text": float(text)}})
+                for i, (text, truth) in enumerate(texts)]
+    with pytest.raises(ConfigError, match="no pattern has 15 evidence pages"):
+        recalibrated(decision, outcomes, "toy")
+    kept = decision.model_copy(update={"recalibration": {"gpu-cloud-rental": Recalibration(slope=0.5, offset=0.0)}})
+    rescaled, fitted = recalibrated(kept, outcomes, "toy", min_evidence=6)
+    assert set(fitted) == {"reseller-intermediary"}
+    assert set(rescaled.recalibration) == {"gpu-cloud-rental", "reseller-intermediary"}

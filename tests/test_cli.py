@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ground.config import Settings
+from index.decision import read_decision
 from tests.conftest import ROOT, cli_env
 
 PAGE = ("<html><head><meta charset='utf-8'><title>{t}</title></head><body><h1>{t}</h1><p>{b}</p>"
@@ -154,3 +156,35 @@ def test_ingest_and_search_across_languages(tmp_path: Path) -> None:
     results = json.loads(completed.stdout)
     assert results[0]["url"] == "http://127.0.0.1/a.html"
     assert {"url", "title", "score", "passages"} <= set(results[0])
+
+
+SELLER = ("某某API中转站 国内直连", "本站提供 OpenAI GPT-4o 与 Claude API 中转服务，国内直连无需翻墙，支付宝、微信充值，人民币计价，"
+          "价格为官方七折，注册即送额度，客服微信在线，支持开具发票。")
+FURNITURE = ("沅州市某局采购办公家具公告", "采购办公桌椅一批，木质材料，交货期三十天，质保三年。")
+
+
+def test_recalibrate_rescales_the_shown_score_and_alerts_on_the_same_pages(tmp_path: Path) -> None:
+    """`loophole recalibrate` fits how much a score was worth on labelled pages (here labels that disagree with
+    the scores both ways, as real pages do) and writes it into the data directory's decision file; eval then shows
+    other numbers for the same alerts."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    pages = [(SELLER, ["reseller-intermediary"]), (SELLER, ["reseller-intermediary"]), (SELLER, []),
+             (FURNITURE, ["reseller-intermediary"]), (FURNITURE, []), (FURNITURE, [])]
+    lines = []
+    for number, ((title, body), patterns) in enumerate(pages):
+        (folder / f"{number}.html").write_text(f"<html><head><meta charset='utf-8'><title>{title}</title></head>"
+                                              f"<body><h1>{title}</h1><p>{body}</p></body></html>", encoding="utf-8")
+        lines.append(json.dumps({"file": f"{number}.html", "url": f"http://127.0.0.1/{number}", "kind": "other",
+                                 "lang": "zh", "patterns": patterns}))
+    (folder / "labels.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    home = tmp_path / "home"
+    before = run(["eval", str(folder), "--json"], home)
+    assert before.returncode == 0, before.stderr
+    fitted = run(["recalibrate", str(folder), "--min-evidence", "2"], home)
+    assert fitted.returncode == 0, fitted.stderr
+    shipped = read_decision(Settings().decision_file).cut_for("reseller-intermediary")
+    assert "reseller-intermediary" in fitted.stdout and f"cut {shipped:.3f} -> " in fitted.stdout, fitted.stdout
+    assert "recalibration:" in (home / "decision.yaml").read_text(encoding="utf-8")
+    after = run(["eval", str(folder), "--json"], home)
+    assert json.loads(after.stdout)["alert"] == json.loads(before.stdout)["alert"]

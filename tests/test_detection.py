@@ -20,9 +20,12 @@ from index.decision import (
     GENERIC_FEATURES,
     NEW_PATTERN_ONLY,
     DecisionModel,
+    Recalibration,
     Sample,
     fit,
+    fit_recalibration,
     load_decision,
+    read_decision,
     save_decision,
     untrained,
     weighed_on,
@@ -500,3 +503,41 @@ def test_a_prc_tie_named_only_in_an_exclusion_is_no_tie() -> None:
     units = Units(excluded, excluded, [{"prc-tie"}])
     assert not names_tie_outside_exclusions(units)
     assert names_tie_outside_exclusions(Units(excluded + named, excluded + named, [{"prc-tie"}, {"prc-tie"}]))
+
+
+def test_recalibration_changes_the_number_shown_and_not_which_pages_alert(toy_samples: list[Sample]) -> None:
+    """On real pages the probabilities ran high in the middle; a recalibration fitted on such pages (slope and
+    offset on the log-odds) lowers what a reader sees, maps the cut the same way, and so alerts on the same pages."""
+    model = fit(toy_samples, "m")
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.01, 0.99, 4000)
+    worth = 1 / (1 + np.exp(-(0.5 * np.log(raw / (1 - raw)) - 1.0)))      # what such scores were worth
+    shift = fit_recalibration(list(zip(raw.tolist(), (rng.uniform(size=4000) < worth).tolist(), strict=True)))
+    assert shift.slope == pytest.approx(0.5, abs=0.08) and shift.offset == pytest.approx(-1.0, abs=0.12)
+    shown = model.model_copy(update={"recalibration": {"p-a": shift}})
+    pages = [{name: float(v) for name, v in zip(FEATURES, row, strict=True)}
+             for row in rng.normal(0.3, 1.0, (300, len(FEATURES)))]
+    assert shown.cut_for("p-a") < model.cut_for("p-a") and shown.cut_for("p-b") == model.cut_for("p-b")
+    for features in pages:
+        assert (shown.probability("p-a", features) >= shown.cut_for("p-a")) == \
+            (model.probability("p-a", features) >= model.cut_for("p-a"))
+        assert shown.probability("p-b", features) == model.probability("p-b", features)
+    middle = [f for f in pages if 0.3 < model.probability("p-a", f) < 0.8]
+    assert middle and all(shown.probability("p-a", f) < model.probability("p-a", f) for f in middle)
+    assert shown.generic_only().recalibration == {} and shown.without_recalibration().recalibration == {}
+
+
+def test_recalibration_refuses_pages_that_cannot_teach_it(tmp_path: Path) -> None:
+    """One class only, scores that separate perfectly, scores that rank backwards: a clear error, nothing fitted;
+    and a decision file whose recalibration slope is not positive is refused when read."""
+    for pairs in ([(0.2, False), (0.7, False)], [(0.1, False), (0.2, False), (0.8, True), (0.9, True)],
+                  [(0.9, False), (0.8, False), (0.3, False), (0.1, True), (0.2, True), (0.85, True)]):
+        with pytest.raises(ConfigError):
+            fit_recalibration(pairs)
+    model = untrained("m")
+    path = tmp_path / "decision.yaml"
+    save_decision(path, model.model_copy(update={"recalibration": {"p-a": Recalibration(slope=0.6, offset=-0.6)}}))
+    assert read_decision(path).recalibration["p-a"].slope == 0.6
+    path.write_text(path.read_text(encoding="utf-8").replace("slope: 0.6", "slope: -0.6"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="recalibration"):
+        read_decision(path)
