@@ -524,6 +524,9 @@ def test_recalibration_changes_the_number_shown_and_not_which_pages_alert(toy_sa
         assert shown.probability("p-b", features) == model.probability("p-b", features)
     middle = [f for f in pages if 0.3 < model.probability("p-a", f) < 0.8]
     assert middle and all(shown.probability("p-a", f) < model.probability("p-a", f) for f in middle)
+    raw_shares, shown_shares = model.contributions("p-a", pages[0]), shown.contributions("p-a", pages[0])
+    for name, share in shown_shares.items():                 # "why it fired" adds up to the log-odds shown
+        assert share == pytest.approx(shift.slope * raw_shares.get(name, 0.0), abs=0.006)
     assert shown.generic_only().recalibration == {} and shown.without_recalibration().recalibration == {}
 
 
