@@ -118,22 +118,43 @@ def tune_cuts(decision: DecisionModel, outcomes: list[Outcome], folder: Path) ->
     return decision.model_copy(update={"pattern_cuts": cuts, "sources": [*decision.sources, f"cuts: {folder}"]})
 
 
+@dataclass(frozen=True)
+class Rescaled:
+    """A recalibration's result: the decision to write, the patterns rescaled, and why the others were not."""
+
+    decision: DecisionModel
+    fitted: dict[str, Recalibration]
+    skipped: dict[str, str]
+
+
 def recalibrated(decision: DecisionModel, outcomes: list[Outcome], source: str,
-                 min_evidence: int = MIN_SUPPORT) -> tuple[DecisionModel, dict[str, Recalibration]]:
+                 min_evidence: int = MIN_SUPPORT) -> Rescaled:
     """The decision with each pattern's shown probability rescaled to what it was worth on these pages (see
-    index.decision.Recalibration), for patterns with ``min_evidence`` evidence pages among them; the others
-    keep any rescaling they had. Why: on real pages never fitted, the probabilities ran high in the middle (an
-    alert at 0.6 was evidence one time in three), and a reader should be able to take a score at its word."""
+    index.decision.Recalibration), for patterns with ``min_evidence`` evidence pages among them whose scores
+    rank them; the others keep any rescaling they had. Why: on real pages never fitted, the probabilities ran
+    high in the middle (an alert at 0.6 was evidence one time in three), and a reader should be able to take a
+    score at its word."""
     raw = decision.without_recalibration()
     scored: dict[str, list[tuple[float, bool]]] = {}
     for outcome in outcomes:
         for pid, features in outcome.features.items():
             scored.setdefault(pid, []).append((raw.probability(pid, features), pid in outcome.label.patterns))
-    fitted = {pid: fit_recalibration(pairs, source) for pid, pairs in sorted(scored.items())
-              if sum(truth for _, truth in pairs) >= min_evidence}
+    fitted: dict[str, Recalibration] = {}
+    skipped: dict[str, str] = {}
+    for pid, pairs in sorted(scored.items()):
+        evidence = sum(truth for _, truth in pairs)
+        if evidence < min_evidence:
+            skipped[pid] = f"{evidence} evidence pages, {min_evidence} needed"
+            continue
+        try:
+            fitted[pid] = fit_recalibration(pairs, source)
+        except ConfigError as exc:
+            skipped[pid] = str(exc)
     if not fitted:
-        raise ConfigError(f"{source}: no pattern has {min_evidence} evidence pages here; nothing to recalibrate")
-    return decision.model_copy(update={"recalibration": {**decision.recalibration, **fitted}}), fitted
+        raise ConfigError(f"{source}: no pattern has {min_evidence} evidence pages here whose scores can be "
+                          f"rescaled; nothing to recalibrate ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+    return Rescaled(decision.model_copy(update={"recalibration": {**decision.recalibration, **fitted}}), fitted,
+                    skipped)
 
 
 def score_reliability(decision: DecisionModel, outcomes: list[Outcome], pattern_id: str) -> dict[str, float]:

@@ -323,13 +323,16 @@ def recalibrate(folder: Annotated[Path, typer.Argument(
     try:
         _, outcomes = _labelled_outcomes(folder, mirrors, settings, [], progress=True)
         decision = read_decision(fitted_file(settings, "decision.yaml", settings.decision_file))
-        rescaled, fitted = recalibrated(decision, outcomes, str(folder), min_evidence)
+        result = recalibrated(decision, outcomes, str(folder), min_evidence)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     path = out or settings.home / "decision.yaml"
-    save_decision(path, rescaled)
+    save_decision(path, result.decision)
     typer.echo(f"decision model written to {path}")
-    for pid, shift in fitted.items():
+    rescaled = result.decision
+    for pid, why in result.skipped.items():
+        typer.echo(f"  {pid:36} not rescaled: {why}")
+    for pid, shift in result.fitted.items():
         before, after = (score_reliability(model, outcomes, pid) for model in (decision, rescaled))
         typer.echo(f"  {pid:36} {shift.pages} pages ({shift.evidence} evidence): slope {shift.slope}, offset "
                    f"{shift.offset}; cut {decision.cut_for(pid):.3f} -> {rescaled.cut_for(pid):.3f}; here Brier "

@@ -168,9 +168,16 @@ def test_recalibration_needs_enough_evidence_pages_of_a_pattern() -> None:
     outcomes = [Outcome(Label(f"{i}.html", f"http://127.0.0.1/{i}", "other", {"reseller-intermediary"} if truth else set()),
                         set(), "other", features={"reseller-intermediary": {**features, "text": float(text)}})
                 for i, (text, truth) in enumerate(texts)]
-    with pytest.raises(ConfigError, match="no pattern has 15 evidence pages"):
+    with pytest.raises(ConfigError, match="no pattern has 15 evidence pages.*6 evidence pages, 15 needed"):
         recalibrated(decision, outcomes, "toy")
     kept = decision.model_copy(update={"recalibration": {"gpu-cloud-rental": Recalibration(slope=0.5, offset=0.0)}})
-    rescaled, fitted = recalibrated(kept, outcomes, "toy", min_evidence=6)
-    assert set(fitted) == {"reseller-intermediary"}
-    assert set(rescaled.recalibration) == {"gpu-cloud-rental", "reseller-intermediary"}
+    # The same pages are evidence of a second pattern too, whose scores rank them backwards: that one is left as it was.
+    backwards = [Outcome(Label(o.label.file, o.label.url, "other", o.label.patterns | (
+                         {"us-cloud-ai-services"} if o.label.patterns else set())), set(), "other",
+                         features={**o.features, "us-cloud-ai-services": {
+                             **features, "text": 3.0 - o.features["reseller-intermediary"]["text"]}})
+                 for o in outcomes]
+    result = recalibrated(kept, backwards, "toy", min_evidence=6)
+    assert set(result.fitted) == {"reseller-intermediary"}
+    assert "do not rank" in result.skipped["us-cloud-ai-services"]
+    assert set(result.decision.recalibration) == {"gpu-cloud-rental", "reseller-intermediary"}
