@@ -163,10 +163,10 @@ SELLER = ("某某API中转站 国内直连", "本站提供 OpenAI GPT-4o 与 Cla
 FURNITURE = ("沅州市某局采购办公家具公告", "采购办公桌椅一批，木质材料，交货期三十天，质保三年。")
 
 
-def test_recalibrate_rescales_the_shown_score_and_alerts_on_the_same_pages(tmp_path: Path) -> None:
+def test_recalibrate_writes_the_rescaling_into_the_data_directory(tmp_path: Path) -> None:
     """`loophole recalibrate` fits how much a score was worth on labelled pages (here labels that disagree with
-    the scores both ways, as real pages do) and writes it into the data directory's decision file; eval then shows
-    other numbers for the same alerts."""
+    the scores both ways, as real pages do) and writes it into the data directory's decision file, where eval and the
+    monitor read it (that the same pages alert is tests/test_detection.py's)."""
     folder = tmp_path / "real"
     folder.mkdir()
     pages = [(SELLER, ["reseller-intermediary"]), (SELLER, ["reseller-intermediary"]), (SELLER, []),
@@ -179,12 +179,10 @@ def test_recalibrate_rescales_the_shown_score_and_alerts_on_the_same_pages(tmp_p
                                  "lang": "zh", "patterns": patterns}))
     (folder / "labels.jsonl").write_text("\n".join(lines), encoding="utf-8")
     home = tmp_path / "home"
-    before = run(["eval", str(folder), "--json"], home)
-    assert before.returncode == 0, before.stderr
     fitted = run(["recalibrate", str(folder), "--min-evidence", "2"], home)
     assert fitted.returncode == 0, fitted.stderr
     shipped = read_decision(Settings().decision_file).cut_for("reseller-intermediary")
     assert "reseller-intermediary" in fitted.stdout and f"cut {shipped:.3f} -> " in fitted.stdout, fitted.stdout
-    assert "recalibration:" in (home / "decision.yaml").read_text(encoding="utf-8")
-    after = run(["eval", str(folder), "--json"], home)
-    assert json.loads(after.stdout)["alert"] == json.loads(before.stdout)["alert"]
+    written = read_decision(home / "decision.yaml")
+    assert written.recalibration["reseller-intermediary"].pages == 6
+    assert written.cut_for("reseller-intermediary") != shipped
