@@ -107,14 +107,19 @@ def stacked_samples(outcomes: list[tuple[str, Outcome]], library: PatternLibrary
     return samples, fit_text_models(documents, targets, extra)
 
 
-def tune_cuts(decision: DecisionModel, outcomes: list[Outcome], folder: Path) -> DecisionModel:
-    """Per-pattern cuts chosen on a labelled folder's pages, scored with text models that never saw
-    their text: real pages read weaker than written ones, so their best cut can sit lower."""
+def scored_by_pattern(decision: DecisionModel, outcomes: list[Outcome]) -> dict[str, list[tuple[float, bool]]]:
+    """Each pattern's probability on every page scored for it, with whether the page is labelled evidence of it."""
     scored: dict[str, list[tuple[float, bool]]] = {}
     for outcome in outcomes:
         for pid, features in outcome.features.items():
             scored.setdefault(pid, []).append((decision.probability(pid, features), pid in outcome.label.patterns))
-    cuts = tuned_cuts(scored, decision.cut_for)
+    return scored
+
+
+def tune_cuts(decision: DecisionModel, outcomes: list[Outcome], folder: Path) -> DecisionModel:
+    """Per-pattern cuts chosen on a labelled folder's pages, scored with text models that never saw
+    their text: real pages read weaker than written ones, so their best cut can sit lower."""
+    cuts = tuned_cuts(scored_by_pattern(decision, outcomes), decision.cut_for)
     return decision.model_copy(update={"pattern_cuts": cuts, "sources": [*decision.sources, f"cuts: {folder}"]})
 
 
@@ -134,14 +139,9 @@ def recalibrated(decision: DecisionModel, outcomes: list[Outcome], source: str,
     rank them; the others keep any rescaling they had. Why: on real pages never fitted, the probabilities ran
     high in the middle (an alert at 0.6 was evidence one time in three), and a reader should be able to take a
     score at its word."""
-    raw = decision.without_recalibration()
-    scored: dict[str, list[tuple[float, bool]]] = {}
-    for outcome in outcomes:
-        for pid, features in outcome.features.items():
-            scored.setdefault(pid, []).append((raw.probability(pid, features), pid in outcome.label.patterns))
     fitted: dict[str, Recalibration] = {}
     skipped: dict[str, str] = {}
-    for pid, pairs in sorted(scored.items()):
+    for pid, pairs in sorted(scored_by_pattern(decision.without_recalibration(), outcomes).items()):
         evidence = sum(truth for _, truth in pairs)
         if evidence < min_evidence:
             skipped[pid] = f"{evidence} evidence pages, {min_evidence} needed"
@@ -159,8 +159,7 @@ def recalibrated(decision: DecisionModel, outcomes: list[Outcome], source: str,
 
 def score_reliability(decision: DecisionModel, outcomes: list[Outcome], pattern_id: str) -> dict[str, float]:
     """Brier score and expected calibration error of one pattern's probabilities on these pages."""
-    pairs = [(decision.probability(pattern_id, outcome.features[pattern_id]), pattern_id in outcome.label.patterns)
-             for outcome in outcomes if pattern_id in outcome.features]
+    pairs = scored_by_pattern(decision, outcomes).get(pattern_id, [])
     return reliability([p for p, _ in pairs], [t for _, t in pairs])
 
 
