@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ground.config import ConfigError, read_yaml_mapping
 from index.evidence import FEATURES
@@ -32,6 +32,8 @@ from index.evidence import FEATURES
 log = logging.getLogger(__name__)
 
 DEFAULT_CUT = 0.5
+LOG_ODDS = "log_odds"     # a stage's first input: the pattern's log-odds from its weights
+STAGE_FLOOR = 0.05        # pages the weights all but rule out stay ruled out: a stage only reorders the rest
 # The generic weights use the features that mean the same for any pattern: not a page text model, which
 # only patterns with labelled pages have. A pattern's own weights leave out the offer/notice cues: they
 # were written for fictional pages, and real sellers' pages rarely carry them (measured).
@@ -66,6 +68,44 @@ class Recalibration(BaseModel):
     source: str = ""
 
 
+class Stage(BaseModel):
+    """A second, small logistic regression for one pattern, over its log-odds from the weights and the logit of
+    its real-page text model (index.textmodel.real_target), fitted on real and written pages together
+    (`loophole recalibrate --stage`). Why a stage and not one more weight: the weights are fitted on written
+    pages, where every seller writes as the spec reads; what real sellers' pages share is vocabulary that only
+    real pages can teach, and a stage learns how far to trust it from pages it was not fitted on."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str]                 # "log_odds", then feature names
+    mean: list[float]
+    scale: list[float]
+    coefficients: list[float]
+    intercept: float
+    floor: float = Field(STAGE_FLOOR, gt=0, lt=1)   # below this probability from the weights it is not used
+    cut: float = Field(DEFAULT_CUT, gt=0, lt=1)
+    pages: int = Field(0, ge=0)
+    evidence: int = Field(0, ge=0)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> Stage:
+        if not self.inputs or not len(self.inputs) == len(self.mean) == len(self.scale) == len(self.coefficients):
+            raise ValueError("a stage needs as many means, scales and coefficients as inputs")
+        if self.inputs[0] != LOG_ODDS or any(scale <= 0 for scale in self.scale):
+            raise ValueError(f"a stage's first input is {LOG_ODDS} and every scale is positive")
+        return self
+
+    def applies(self, log_odds: float) -> bool:
+        return _sigmoid(log_odds) >= self.floor
+
+    def shares(self, log_odds: float, features: dict[str, float]) -> np.ndarray:
+        x = np.array([log_odds, *(features.get(name, 0.0) for name in self.inputs[1:])], dtype=np.float64)
+        return (x - np.array(self.mean)) / np.array(self.scale) * np.array(self.coefficients)
+
+    def probability(self, log_odds: float, features: dict[str, float]) -> float:
+        return _sigmoid(float(self.shares(log_odds, features).sum() + self.intercept))
+
+
 class DecisionModel(BaseModel):
     """Weights over standardised features, the probability above which a page alerts, and where
     they came from. Fitted for one embedding model: under another, only the generic weights are
@@ -87,8 +127,12 @@ class DecisionModel(BaseModel):
     sources: list[str] = []
     # Fitted on real pages after the weights (`loophole recalibrate`); a refit of the weights drops it.
     recalibration: dict[str, Recalibration] = {}
+    # Fitted on real and written pages after the weights (`loophole recalibrate --stage`); a refit drops it.
+    stages: dict[str, Stage] = {}
 
     def cut_for(self, pattern_id: str) -> float:
+        if pattern_id in self.stages:
+            return self.stages[pattern_id].cut
         if pattern_id in self.pattern_cuts:
             cut = self.pattern_cuts[pattern_id]
         else:
@@ -106,18 +150,32 @@ class DecisionModel(BaseModel):
         x = np.array([features.get(name, 0.0) for name in self.features], dtype=np.float64)
         return (x - np.array(self.mean)) / np.array(self.scale)
 
-    def probability(self, pattern_id: str, features: dict[str, float]) -> float:
+    def log_odds(self, pattern_id: str, features: dict[str, float]) -> float:
+        """The log-odds the weights give, before any stage or rescaling."""
         weights = self.weights_for(pattern_id)
-        z = float(np.dot(self._standard(features), weights.coefficients) + weights.intercept)
+        return float(np.dot(self._standard(features), weights.coefficients) + weights.intercept)
+
+    def probability(self, pattern_id: str, features: dict[str, float]) -> float:
+        z = self.log_odds(pattern_id, features)
+        stage = self.stages.get(pattern_id)
+        if stage is not None and stage.applies(z):
+            return stage.probability(z, features)
         return _sigmoid(self._rescaled(pattern_id, z))
 
     def contributions(self, pattern_id: str, features: dict[str, float]) -> dict[str, float]:
-        """Each feature's share of the log-odds, for "why it fired" (zero shares left out)."""
-        shift = self.recalibration.get(pattern_id)
-        shares = self._standard(features) * np.array(self.weights_for(pattern_id).coefficients)
-        shares = shares * (shift.slope if shift else 1.0)
-        return {name: round(float(share), 3) for name, share in zip(self.features, shares, strict=True)
-                if abs(share) >= 0.005}
+        """Each feature's share of the log-odds, for "why it fired" (zero shares left out). Where a stage
+        decides, the weights' shares are scaled by its weight on their sum, and its other inputs join them."""
+        shares = dict(zip(self.features, self._standard(features) * np.array(self.weights_for(pattern_id).coefficients),
+                          strict=True))
+        stage = self.stages.get(pattern_id)
+        z = self.log_odds(pattern_id, features)
+        if stage is not None and stage.applies(z):
+            shares = {name: share * stage.coefficients[0] / stage.scale[0] for name, share in shares.items()}
+            shares.update(zip(stage.inputs[1:], stage.shares(z, features)[1:], strict=True))
+        else:
+            shift = self.recalibration.get(pattern_id)
+            shares = {name: share * (shift.slope if shift else 1.0) for name, share in shares.items()}
+        return {name: round(float(share), 3) for name, share in shares.items() if abs(share) >= 0.005}
 
     def for_model(self, model_id: str) -> DecisionModel:
         """These weights as they may be used with another embedding model: the generic ones only."""
@@ -125,11 +183,11 @@ class DecisionModel(BaseModel):
 
     def generic_only(self) -> DecisionModel:
         """These weights with every pattern decided by the generic ones, as if given only as a YAML file."""
-        return self.model_copy(update={"patterns": {}, "pattern_cuts": {}, "recalibration": {}})
+        return self.model_copy(update={"patterns": {}, "pattern_cuts": {}, "recalibration": {}, "stages": {}})
 
     def without_recalibration(self) -> DecisionModel:
-        """The probabilities as the weights give them, before any rescaling fitted on real pages."""
-        return self.model_copy(update={"recalibration": {}})
+        """The probabilities as the weights give them, before any rescaling or stage fitted on real pages."""
+        return self.model_copy(update={"recalibration": {}, "stages": {}})
 
 
 def _sigmoid(z: float) -> float:
@@ -160,6 +218,37 @@ def fit_recalibration(scored: Sequence[tuple[float, bool]], source: str = "") ->
         raise ConfigError(f"the scores do not rank these pages (slope {slope:.3f}): nothing to rescale")
     return Recalibration(slope=round(slope, 5), offset=round(offset, 5), pages=len(y), evidence=int(y.sum()),
                          source=source)
+
+
+@dataclass(frozen=True)
+class StagePage:
+    """One labelled page as a stage sees it: the pattern's log-odds from its weights, the stage's other inputs,
+    whether it is evidence, how much it counts in the fit, and the group it is held out with."""
+
+    log_odds: float
+    features: dict[str, float]
+    truth: bool
+    weight: float = 1.0
+    group: str = ""
+
+
+def fit_stage(pages: Sequence[StagePage], inputs: Sequence[str], source: str = "") -> Stage:
+    """A stage (see Stage) fitted by a logistic regression (C 1.0) on the pages where it applies, its inputs
+    standardised there. Its cut is left at the default: it is chosen on pages the stage was not fitted on."""
+    from sklearn.linear_model import LogisticRegression  # only fitting needs sklearn
+
+    used = [page for page in pages if _sigmoid(page.log_odds) >= STAGE_FLOOR]
+    y = np.array([page.truth for page in used], dtype=np.int64)
+    if len(set(y.tolist())) < 2:
+        raise ConfigError("a stage needs labelled pages both with and without evidence of the pattern")
+    x = np.array([[page.log_odds, *(page.features.get(name, 0.0) for name in inputs)] for page in used])
+    mean, spread = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(spread > 1e-4, spread, 1.0)   # an input that does not vary here is left as it is
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, y,
+                                                         sample_weight=[page.weight for page in used])
+    return Stage(inputs=[LOG_ODDS, *inputs], mean=_rounded(mean), scale=_rounded(scale),
+                 coefficients=_rounded(model.coef_[0]), intercept=round(float(model.intercept_[0]), 5),
+                 pages=len(used), evidence=int(y.sum()), source=source)
 
 
 def read_decision(path: Path) -> DecisionModel:

@@ -25,16 +25,18 @@ from index.decision import DecisionModel
 from index.embed import Embedder
 from index.entities import EntityHit, Watchlist, fold, written_in_traditional
 from index.evidence import (
+    REAL_TEXT,
     Decisive,
     PageGenre,
     PatternProfile,
     UnitScores,
     build_profile,
+    logit_feature,
     page_features,
     with_rivalry,
 )
 from index.patterns import Pattern, PatternLibrary
-from index.textmodel import NEW_PATTERN_EVIDENCE, REPORTING, ExampleTextModel, example_text_model
+from index.textmodel import NEW_PATTERN_EVIDENCE, REPORTING, ExampleTextModel, example_text_model, real_target
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +239,11 @@ class Detector:
         named = sum(1 for keyword in pv.keywords if any(keyword in unit for unit in units.folded))
         own_text = pv.text_model.score(facts.opening) if pv.text_model is not None and facts.opening else 0.0
         reporting = facts.text_scores.get(REPORTING, 0.0)
-        return scores, page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text,
-                                     reporting, facts.text_scores.get(NEW_PATTERN_EVIDENCE, 0.0))
+        decisive = page_features(pv.profile, scores, units.types, page_types, facts.genre, named, text, own_text,
+                                 reporting, facts.text_scores.get(NEW_PATTERN_EVIDENCE, 0.0))
+        if pv.pattern.id in self.decision.stages:   # the stage's input (index.decision.Stage)
+            decisive.features[REAL_TEXT] = logit_feature(facts.text_scores.get(real_target(pv.pattern.id), 0.0))
+        return scores, decisive
 
     def _decide(self, pv: PatternVectors, scores: UnitScores, decisive: Decisive, units: Units, facts: PageFacts,
                 page_types: set[str]) -> PatternScore:

@@ -49,6 +49,9 @@ FEATURES = (
     "evidence_text",   # the page reads as evidence of some pattern given only as a YAML file: a text model
                        # fitted on such patterns' pages (index.textmodel.NEW_PATTERN_EVIDENCE); generic weights only
 )
+# Not a weight's feature: the input of a pattern's stage (index.decision.Stage), the logit of its text model
+# fitted with real pages (index.textmodel.real_target), joined only for patterns that have a stage.
+REAL_TEXT = "real_text"
 TOP_UNITS = 5
 KEYWORDS_COUNTED = 4
 MIN_SCALE = 0.05

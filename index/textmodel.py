@@ -127,6 +127,13 @@ REPORTING = "reporting"       # the target "this page reports on or comments abo
 # The target "this page is evidence of the pattern it was written for", fitted on the pages of patterns given
 # only as YAML files (`loophole calibrate --new-pattern`): the language of evidence that no one pattern owns.
 NEW_PATTERN_EVIDENCE = "new-pattern-evidence"
+# A pattern's text model fitted with real pages among its pages (`loophole recalibrate --stage`), through the
+# vocabulary fitted on written pages: its coefficients are learned from real pages, but no string of theirs is kept.
+REAL_PAGES = "real:"
+
+
+def real_target(pattern_id: str) -> str:
+    return REAL_PAGES + pattern_id
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ class Document:
     kind: str = ""
 
     def is_a(self, target: str) -> bool:
+        target = target.removeprefix(REAL_PAGES)
         if target == REPORTING:
             return self.kind == "news-commentary"
         return bool(self.patterns) if target == NEW_PATTERN_EVIDENCE else target in self.patterns

@@ -30,17 +30,27 @@ from index.decision import (
     DecisionModel,
     Recalibration,
     Sample,
+    StagePage,
     fit,
     fit_recalibration,
+    fit_stage,
     save_decision,
     weighed_on,
 )
 from index.embed import get_embedder
-from index.evidence import logit_feature
+from index.evidence import REAL_TEXT, logit_feature
 from index.feedback import verdict_labels
 from index.patterns import PatternLibrary, load_library
 from index.store import Detection, Store
-from index.textmodel import NEW_PATTERN_EVIDENCE, REPORTING, Document, TextModels, fit_text_models, out_of_fold_scores
+from index.textmodel import (
+    NEW_PATTERN_EVIDENCE,
+    REPORTING,
+    Document,
+    TextModels,
+    fit_text_models,
+    out_of_fold_scores,
+    real_target,
+)
 from loophole.evaluate import Outcome, evaluate, read_labels
 
 
@@ -142,6 +152,9 @@ def recalibrated(decision: DecisionModel, outcomes: list[Outcome], source: str,
     fitted: dict[str, Recalibration] = {}
     skipped: dict[str, str] = {}
     for pid, pairs in sorted(scored_by_pattern(decision.without_recalibration(), outcomes).items()):
+        if pid in decision.stages:
+            skipped[pid] = "decided by its stage, which was fitted on real pages"
+            continue
         evidence = sum(truth for _, truth in pairs)
         if evidence < min_evidence:
             skipped[pid] = f"{evidence} evidence pages, {min_evidence} needed"
@@ -161,6 +174,84 @@ def score_reliability(decision: DecisionModel, outcomes: list[Outcome], pattern_
     """Brier score and expected calibration error of one pattern's probabilities on these pages."""
     pairs = scored_by_pattern(decision, outcomes).get(pattern_id, [])
     return reliability([p for p, _ in pairs], [t for _, t in pairs])
+
+
+STAGE_CUTS = tuple(round(0.20 + 0.05 * step, 2) for step in range(15))   # 0.20 ... 0.90
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A stage's result: the decision and text models to write, and the real pages' figures held out one group
+    (collection) at a time, the stage's against the decision's it was fitted over."""
+
+    decision: DecisionModel
+    text_models: TextModels
+    held_out: dict[str, dict[str, float]]
+
+
+def staged(decision: DecisionModel, text_models: TextModels, real: list[tuple[str, Outcome]],
+           written: list[tuple[str, Outcome]], pattern_id: str, source: str) -> Staged:
+    """The decision with a stage for one pattern (index.decision.Stage) over its log-odds and the logit of a text
+    model fitted on the real and written pages through the shipped vocabulary. Its cut is chosen on pages the stage
+    never saw: the best F1 on the real pages held out one group at a time, among the cuts at which the written pages,
+    held out by folder, keep the F1 the decision had on them. Why the written pages: alone, real pages teach
+    the stage that a seller's voice is enough, and the written near twins (sellers of what the patterns exclude)
+    are what says it is not (rounds 14 and 15, docs/real-page-rounds-*.md)."""
+    real, written = _scored_for(real, pattern_id), _scored_for(written, pattern_id)
+    if len({group for group, _ in real}) < 2:
+        raise ConfigError("a stage's cut is chosen on real pages held out one group at a time: give real pages of "
+                          "two collections or more")
+    target = real_target(pattern_id)
+    documents = [Document(o.text, frozenset(o.label.patterns), group, o.label.kind) for group, o in [*real, *written]]
+    held_text = text_models.out_of_fold(target, documents)
+    share = len(real) / max(1, len(written))
+    weights = decision.without_recalibration()
+    pages = [StagePage(weights.log_odds(pattern_id, o.features[pattern_id]), {REAL_TEXT: logit_feature(text)},
+                       pattern_id in o.label.patterns, 1.0 if i < len(real) else share, group)
+             for i, ((group, o), text) in enumerate(zip([*real, *written], held_text, strict=True))]
+    shipped = [decision.probability(pattern_id, o.features[pattern_id]) >= decision.cut_for(pattern_id)
+               for _, o in [*real, *written]]
+    real_pages, written_pages = pages[:len(real)], pages[len(real):]
+    real_scores, written_scores = _held_out(pages, real_pages), _held_out(pages, written_pages)
+    floor = _f1(shipped[len(real):], written_pages)
+    allowed = [cut for cut in STAGE_CUTS if _f1([p >= cut for p in written_scores], written_pages) >= floor]
+    if not allowed:
+        raise ConfigError(f"no cut keeps the written pages' F1 for {pattern_id} ({floor:.3f}): no stage")
+    cut = max(allowed, key=lambda c: _f1([p >= c for p in real_scores], real_pages))
+    stage = fit_stage(pages, [REAL_TEXT], source).model_copy(update={"cut": cut})
+    figures = {"stage": _figures([p >= cut for p in real_scores], real_pages),
+               "shipped": _figures(shipped[:len(real)], real_pages)}
+    return Staged(decision.model_copy(update={"stages": {**decision.stages, pattern_id: stage}}),
+                  text_models.with_target(target, documents), figures)
+
+
+def _scored_for(outcomes: list[tuple[str, Outcome]], pattern_id: str) -> list[tuple[str, Outcome]]:
+    return [(group, o) for group, o in outcomes if pattern_id in o.features]
+
+
+def _held_out(pages: list[StagePage], judged: list[StagePage]) -> list[float]:
+    """Each judged page's stage probability from a stage fitted without its group (0 where it does not apply)."""
+    stages = {group: fit_stage([p for p in pages if p.group != group], [REAL_TEXT])
+              for group in sorted({page.group for page in judged})}
+    return [stages[p.group].probability(p.log_odds, p.features) if stages[p.group].applies(p.log_odds) else 0.0
+            for p in judged]
+
+
+def _counts(hits: list[bool], pages: list[StagePage]) -> tuple[int, int, int]:
+    tp = sum(1 for hit, page in zip(hits, pages, strict=True) if hit and page.truth)
+    return tp, sum(hits) - tp, sum(page.truth for page in pages) - tp
+
+
+def _f1(hits: list[bool], pages: list[StagePage]) -> float:
+    tp, fp, fn = _counts(hits, pages)
+    return 2 * tp / max(1, 2 * tp + fp + fn)
+
+
+def _figures(hits: list[bool], pages: list[StagePage]) -> dict[str, float]:
+    tp, fp, fn = _counts(hits, pages)
+    negatives = sum(not page.truth for page in pages)
+    return {"precision": round(tp / max(1, tp + fp), 3), "recall": round(tp / max(1, tp + fn), 3),
+            "f1": round(_f1(hits, pages), 3), "false_alarms_per_100": round(100 * fp / max(1, negatives), 1)}
 
 
 # How much a real page counts against a written one when the weights are refitted with both. Alone,

@@ -19,6 +19,7 @@ from loophole.cli_common import command_settings, fail
 
 if TYPE_CHECKING:
     from ground.sources import Source
+    from index.decision import DecisionModel
     from loophole.evaluate import Confidence, Outcome
 
 app = typer.Typer(help="Loophole Watch: crawl, extract, index, flag and report cloud-loophole evidence.",
@@ -311,22 +312,39 @@ def recalibrate(folder: Annotated[Path, typer.Argument(
                     help="Decision file to write (default: HOME/decision.yaml).")] = None,
                 min_evidence: Annotated[int, typer.Option(
                     "--min-evidence", min=2, help="Evidence pages a pattern needs among them to be rescaled.")] = 15,
+                stage: Annotated[str | None, typer.Option(
+                    "--stage", help="Instead of rescaling, fit this pattern a stage over its log-odds and a text model "
+                                    "fitted with the real pages (needs --mirrors: pages are held out by collection, "
+                                    "and --written).")] = None,
+                written: Annotated[list[Path] | None, typer.Option(
+                    "--written", help="With --stage: a labelled folder of written pages the stage must hold on "
+                                      "(repeatable; the decision's own training folders).")] = None,
                 ) -> None:
     """Rescale each pattern's shown probability to what such scores were worth on labelled real pages.
 
-    The same pages alert as before (each pattern's cut is mapped the same way); only the number shown moves."""
-    from index.decision import read_decision, save_decision
-    from loophole.calibrate import recalibrated, score_reliability
+    The same pages alert as before (each pattern's cut is mapped the same way); only the number shown moves.
+    With --stage, a pattern gets a stage instead, and its alerts change (see index.decision.Stage)."""
+    from index.decision import read_decision
     from loophole.evaluate import fitted_file
 
     settings = command_settings()
+    path = out or settings.home / "decision.yaml"
     try:
         _, outcomes = _labelled_outcomes(folder, mirrors, settings, [], progress=True)
         decision = read_decision(fitted_file(settings, "decision.yaml", settings.decision_file))
-        result = recalibrated(decision, outcomes, str(folder), min_evidence)
+        if stage is None:
+            _rescale(decision, outcomes, folder, min_evidence, path)
+        else:
+            _stage(decision, outcomes, folder, mirrors, stage, written or [], settings, path)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
-    path = out or settings.home / "decision.yaml"
+
+
+def _rescale(decision: DecisionModel, outcomes: list[Outcome], folder: Path, min_evidence: int, path: Path) -> None:
+    from index.decision import save_decision
+    from loophole.calibrate import recalibrated, score_reliability
+
+    result = recalibrated(decision, outcomes, str(folder), min_evidence)
     save_decision(path, result.decision)
     typer.echo(f"decision model written to {path}")
     rescaled = result.decision
@@ -338,6 +356,31 @@ def recalibrate(folder: Annotated[Path, typer.Argument(
                    f"{shift.offset}; cut {decision.cut_for(pid):.3f} -> {rescaled.cut_for(pid):.3f}; here Brier "
                    f"{before['brier']:.3f} -> {after['brier']:.3f}, calibration error {before['ece']:.3f} -> "
                    f"{after['ece']:.3f}")
+
+
+def _stage(decision: DecisionModel, outcomes: list[Outcome], folder: Path, mirrors: Path | None, pattern_id: str,
+           written: list[Path], settings: Settings, path: Path) -> None:
+    from index.decision import save_decision
+    from index.textmodel import TextModels
+    from loophole.calibrate import labelled_outcomes, staged
+    from loophole.evaluate import fitted_file
+    from loophole.repo_pages import read_repo_labels
+
+    if mirrors is None or not written:
+        raise ConfigError("--stage needs --mirrors (real pages held out by collection) and --written folders")
+    collection = {page.label.url: page.collection for page in read_repo_labels(folder)}
+    real = [(f"collection {collection[o.label.url]}", o) for o in outcomes]
+    text_models = TextModels.load(fitted_file(settings, "text_models.npz", settings.text_model_file))
+    result = staged(decision, text_models, real, labelled_outcomes(written, settings), pattern_id,
+                    f"{folder} + {', '.join(map(str, written))}")
+    save_decision(path, result.decision)
+    result.text_models.save(path.with_name("text_models.npz"))
+    fitted = result.decision.stages[pattern_id]
+    typer.echo(f"decision model and text models written to {path} and {path.with_name('text_models.npz')}")
+    typer.echo(f"  {pattern_id}: stage over {', '.join(fitted.inputs)}: coefficients {fitted.coefficients}, "
+               f"intercept {fitted.intercept}, {fitted.pages} pages ({fitted.evidence} evidence), cut {fitted.cut}")
+    for name, figures in result.held_out.items():
+        typer.echo(f"  real pages held out by collection, {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
 
 def _print_eval(out: Console, result: dict, wrong: list, per_100: float, news: list[str]) -> None:

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 import loophole.calibrate
 from ground.config import ConfigError, Settings
 from index.crossval import CUTS
-from index.decision import DecisionModel, Recalibration, Sample, load_decision, read_decision
-from index.evidence import FEATURES
-from index.textmodel import NEW_PATTERN_EVIDENCE, Document, TextModels
-from loophole.calibrate import Calibrated, recalibrated, run_calibration
+from index.decision import DecisionModel, Recalibration, Sample, Stage, load_decision, read_decision
+from index.evidence import FEATURES, REAL_TEXT
+from index.textmodel import NEW_PATTERN_EVIDENCE, REPORTING, Document, TextModels, fit_text_models, real_target
+from loophole.calibrate import STAGE_CUTS, Calibrated, recalibrated, run_calibration, staged
 from loophole.cli import app
 from loophole.evaluate import Label, Outcome
 
@@ -160,8 +160,9 @@ def test_text_only_folders_of_real_pages_are_refused(tmp_path: Path) -> None:
 
 def test_recalibration_needs_enough_evidence_pages_of_a_pattern() -> None:
     """A pattern is rescaled only with min_evidence evidence pages among the labelled ones; with none so, a clear
-    error and nothing rescaled. A pattern rescaled before keeps its rescaling when another is fitted."""
-    decision = read_decision(Settings().decision_file)
+    error and nothing rescaled. A pattern rescaled before keeps its rescaling when another is fitted; a pattern
+    decided by a stage is not rescaled."""
+    decision = read_decision(Settings().decision_file).model_copy(update={"stages": {}})
     features = {name: 0.0 for name in FEATURES}
     texts = [(0, False), (0, False), (0, False), (1, False), (1, True), (2, False), (2, True), (2, True), (3, True),
              (3, True), (3, False), (3, True)]    # scores rank the pages, not perfectly
@@ -181,3 +182,34 @@ def test_recalibration_needs_enough_evidence_pages_of_a_pattern() -> None:
     assert set(result.fitted) == {"reseller-intermediary"}
     assert "do not rank" in result.skipped["us-cloud-ai-services"]
     assert set(result.decision.recalibration) == {"gpu-cloud-rental", "reseller-intermediary"}
+    stage = Stage(inputs=["log_odds"], mean=[0.0], scale=[1.0], coefficients=[1.0], intercept=0.0)
+    with pytest.raises(ConfigError, match="reseller-intermediary: decided by its stage"):   # nothing else to rescale
+        recalibrated(kept.model_copy(update={"stages": {"reseller-intermediary": stage}}), backwards, "toy", min_evidence=6)
+
+
+def test_a_stage_learns_real_pages_words_through_the_shipped_vocabulary_and_holds_on_written_pages() -> None:
+    """`staged` fits a text model on real and written pages through the vocabulary it is given (no real page's
+    string enters the file), a stage over the log-odds and that model's logit, and a cut chosen on real pages held
+    out by collection; with real pages of one collection only, that cut cannot be chosen: a clear error."""
+    decision = read_decision(Settings().decision_file).model_copy(update={"stages": {}})
+    pid = "reseller-intermediary"
+    sellers = ["本站中转 GPT 充值 客服", "代充 Plus 支付宝 人民币", "中转 API 充值 发票", "独享账号 发货 售后"]
+    others = ["自己注册 教程 虚拟卡", "官方 文档 API key 设置", "新闻 报道 出口管制", "开源 网关 部署 docker"]
+    vocabulary = fit_text_models([Document(t, frozenset(), "v") for t in sellers + others] * 2, [REPORTING])
+    features = {name: 0.0 for name in FEATURES}
+
+    def outcome(group: str, number: int, truth: bool) -> tuple[str, Outcome]:
+        text = (sellers if truth else others)[number % 4]
+        label = Label(f"{group}-{number}.html", f"http://127.0.0.1/{group}/{number}", "other", {pid} if truth else set())
+        return group, Outcome(label, set(), "other", features={pid: {**features, "text": 2.0 + number % 3}}, text=text)
+
+    real = [outcome(f"collection {c}", n, n % 3 == 0) for c in (1, 2, 3) for n in range(12)]
+    written = [outcome("written", n, n % 2 == 0) for n in range(16)]
+    result = staged(decision, vocabulary, real, written, pid, "toy")
+    stage = result.decision.stages[pid]
+    assert stage.inputs == ["log_odds", REAL_TEXT] and stage.cut in STAGE_CUTS and stage.source == "toy"
+    assert result.text_models.vocabulary == vocabulary.vocabulary
+    assert set(result.text_models.weights) == {*vocabulary.weights, real_target(pid)}
+    assert set(result.held_out) == {"stage", "shipped"} and 0 <= result.held_out["stage"]["f1"] <= 1
+    with pytest.raises(ConfigError, match="two collections"):
+        staged(decision, vocabulary, [(group, o) for group, o in real if group == "collection 1"], written, pid, "toy")

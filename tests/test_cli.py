@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ground.config import Settings
-from index.decision import read_decision
+from index.decision import read_decision, save_decision
 from tests.conftest import ROOT, cli_env
 
 PAGE = ("<html><head><meta charset='utf-8'><title>{t}</title></head><body><h1>{t}</h1><p>{b}</p>"
@@ -179,10 +179,52 @@ def test_recalibrate_writes_the_rescaling_into_the_data_directory(tmp_path: Path
                                  "lang": "zh", "patterns": patterns}))
     (folder / "labels.jsonl").write_text("\n".join(lines), encoding="utf-8")
     home = tmp_path / "home"
+    # A pattern decided by a stage is not rescaled (tests/test_calibrate.py): the rescaling is shown on the weights alone.
+    unstaged = read_decision(Settings().decision_file).model_copy(update={"stages": {}})
+    save_decision(home / "decision.yaml", unstaged)
     fitted = run(["recalibrate", str(folder), "--min-evidence", "2"], home)
     assert fitted.returncode == 0, fitted.stderr
-    shipped = read_decision(Settings().decision_file).cut_for("reseller-intermediary")
+    shipped = unstaged.cut_for("reseller-intermediary")
     assert "reseller-intermediary" in fitted.stdout and f"cut {shipped:.3f} -> " in fitted.stdout, fitted.stdout
     written = read_decision(home / "decision.yaml")
     assert written.recalibration["reseller-intermediary"].pages == 6
     assert written.cut_for("reseller-intermediary") != shipped
+
+
+def test_recalibrate_stage_fits_a_stage_and_a_real_page_text_model_into_the_data_directory(tmp_path: Path) -> None:
+    """`loophole recalibrate LIST --mirrors DIR --stage PATTERN --written FOLDER`: real pages read in place, held out
+    by collection, and written pages the stage must hold on; the decision and text models land in the data
+    directory. Without --written, a clear error and nothing written."""
+    repo = tmp_path / "mirrors" / "owner+pages" / "repo"
+    repo.mkdir(parents=True)
+    kinds = [(SELLER, True), (SELLER, True), (SELLER, True), (SELLER, False), (FURNITURE, False), (FURNITURE, False)]
+    rows, written_lines = [], []
+    written = tmp_path / "written"
+    written.mkdir()
+    for number, ((title, body), truth) in enumerate(kinds * 2):
+        (repo / f"{number}.md").write_text(f"# {title}\n\n{body}\n", encoding="utf-8")
+        rows.append({"path": f"{number}.md", "url": f"https://github.com/owner/pages/blob/HEAD/{number}.md",
+                     "kind": "other", "lang": "zh", "patterns": ["reseller-intermediary"] if truth else [],
+                     "collection": 1 + number // len(kinds)})
+        (written / f"{number}.html").write_text(f"<html><head><meta charset='utf-8'><title>{title}</title></head>"
+                                               f"<body><h1>{title}</h1><p>{body}</p></body></html>", encoding="utf-8")
+        written_lines.append(json.dumps({"file": f"{number}.html", "url": f"http://127.0.0.1/{number}",
+                                         "kind": "other", "lang": "zh", "patterns": rows[-1]["patterns"]}))
+    (written / "labels.jsonl").write_text("\n".join(written_lines), encoding="utf-8")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for step in (["init", "-q"], ["add", "."], ["commit", "-qm", "pages"]):
+        subprocess.run([*git, *step], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    labels = tmp_path / "repos.jsonl"
+    labels.write_text("\n".join(json.dumps({"repo": "owner/pages", "commit": commit, **row}) for row in rows),
+                      encoding="utf-8")
+    home = tmp_path / "home"
+    args = ["recalibrate", str(labels), "--mirrors", str(tmp_path / "mirrors"), "--stage", "reseller-intermediary"]
+    refused = run(args, home)
+    assert refused.returncode != 0 and "--written" in refused.stderr and not (home / "decision.yaml").exists()
+    fitted = run([*args, "--written", str(written)], home)
+    assert fitted.returncode == 0, fitted.stderr
+    assert "held out by collection" in fitted.stdout, fitted.stdout
+    stage = read_decision(home / "decision.yaml").stages["reseller-intermediary"]
+    assert stage.inputs == ["log_odds", "real_text"] and stage.evidence > 0
+    assert (home / "text_models.npz").exists()

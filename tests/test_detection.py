@@ -18,12 +18,16 @@ from index.crossval import best_generic_cut, f1_at, leave_group_out, leave_new_p
 from index.decision import (
     FEATURES,
     GENERIC_FEATURES,
+    LOG_ODDS,
     NEW_PATTERN_ONLY,
     DecisionModel,
     Recalibration,
     Sample,
+    Stage,
+    StagePage,
     fit,
     fit_recalibration,
+    fit_stage,
     load_decision,
     read_decision,
     save_decision,
@@ -45,7 +49,7 @@ from index.detect import (
 from index.embed import get_embedder
 from index.endpoints import serves_itself, third_party_endpoints
 from index.entities import Entity, Watchlist, fold, load_watchlist
-from index.evidence import PatternProfile, build_profile, load_background, type_cover
+from index.evidence import REAL_TEXT, PatternProfile, build_profile, load_background, type_cover
 from index.feedback import FeedbackError, learned_examples, record_feedback
 from index.patterns import Pattern, load_library
 from index.store import Detection
@@ -219,7 +223,9 @@ def test_shipped_decision_matches_the_features_and_the_library() -> None:
     assert set(decision.patterns) == {p.id for p in load_library(settings.pattern_files).patterns}
     assert decision.cross_validation["held_out_by_folder_precision"] >= 0.95
     models = TextModels.load(settings.text_model_file)
-    assert set(models.weights) == set(decision.patterns) | {REPORTING, NEW_PATTERN_EVIDENCE}
+    # A pattern with a stage reads its real-page text model (index.decision.Stage), shipped beside the others.
+    assert set(models.weights) == set(decision.patterns) | {REPORTING, NEW_PATTERN_EVIDENCE} | {
+        textmodel.real_target(pid) for pid in decision.stages}
     assert set(GENERIC_FEATURES) < set(FEATURES)
     # The generic path (patterns given as YAML files) weighs the new-pattern evidence model; no shipped pattern does.
     column = FEATURES.index("evidence_text")
@@ -544,3 +550,47 @@ def test_recalibration_refuses_pages_that_cannot_teach_it(tmp_path: Path) -> Non
     path.write_text(path.read_text(encoding="utf-8").replace("slope: 0.6", "slope: -0.6"), encoding="utf-8")
     with pytest.raises(ConfigError, match="recalibration"):
         read_decision(path)
+
+
+def test_a_stage_decides_above_its_floor_and_leaves_the_rest_to_the_weights(toy_samples: list[Sample],
+                                                                            tmp_path: Path) -> None:
+    """A stage (log-odds and the real-page text logit) gives the shown probability and the cut where the weights
+    leave a page some chance; below its floor the weights' rescaled probability stands, so such pages never alert.
+    "Why it fired" names the stage's own input; a refit or the generic weights drop it; a bad file is refused."""
+    model = fit(toy_samples, "m")
+    stage = Stage(inputs=[LOG_ODDS, REAL_TEXT], mean=[0.0, 0.0], scale=[2.0, 1.0], coefficients=[1.0, 2.0],
+                  intercept=-0.5, cut=0.6)
+    staged = model.model_copy(update={"stages": {"p-a": stage}})
+    rng = np.random.default_rng(5)
+    for row in rng.normal(0.2, 1.2, (200, len(FEATURES))):
+        features = {name: float(v) for name, v in zip(FEATURES, row, strict=True)} | {REAL_TEXT: float(row[0])}
+        z = model.log_odds("p-a", features)
+        expected = stage.probability(z, features) if stage.applies(z) else model.probability("p-a", features)
+        assert staged.probability("p-a", features) == pytest.approx(expected)
+        assert staged.probability("p-b", features) == model.probability("p-b", features)
+        if not stage.applies(z):
+            assert staged.probability("p-a", features) < staged.cut_for("p-a")
+    assert staged.cut_for("p-a") == 0.6 and staged.cut_for("p-b") == model.cut_for("p-b")
+    strong = {name: 1.0 for name in FEATURES} | {REAL_TEXT: 3.0}
+    assert staged.contributions("p-a", strong)[REAL_TEXT] == pytest.approx(2.0 * 3.0, abs=0.01)
+    assert staged.generic_only().stages == {} and staged.without_recalibration().stages == {}
+    path = tmp_path / "decision.yaml"
+    save_decision(path, staged)
+    assert read_decision(path).stages["p-a"] == stage
+    path.write_text(path.read_text(encoding="utf-8").replace("- real_text", "- other"), encoding="utf-8")
+    assert read_decision(path).stages["p-a"].inputs == [LOG_ODDS, "other"]
+    path.write_text(path.read_text(encoding="utf-8").replace("- log_odds", "- text"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="stages"):
+        read_decision(path)
+
+
+def test_a_stage_is_fitted_only_where_it_applies_and_needs_both_kinds_of_page() -> None:
+    rng = np.random.default_rng(11)
+    pages = [StagePage(float(z), {REAL_TEXT: float(t + 2 * truth)}, bool(truth))
+             for z, t, truth in zip(rng.normal(0, 2, 400), rng.normal(0, 1, 400), rng.uniform(size=400) < 0.3,
+                                    strict=True)]
+    stage = fit_stage(pages, [REAL_TEXT], "toy")
+    assert stage.pages == sum(1 for page in pages if stage.applies(page.log_odds)) < len(pages)
+    assert stage.coefficients[1] > 0 and stage.inputs == [LOG_ODDS, REAL_TEXT] and stage.source == "toy"
+    with pytest.raises(ConfigError, match="both"):
+        fit_stage([replace(page, truth=False) for page in pages], [REAL_TEXT])
