@@ -289,8 +289,9 @@ def _weighed(decision: DecisionModel, real: dict[str, list[Outcome]], written: l
 
 def refuse_real_pages(folders: list[Path]) -> None:
     """Stop before fitting text models on a folder of real pages (its labels carry a ``split``, as
-    tests/fixtures/real_web's do): their text must never enter a model or a shipped file, only their
-    features, through ``--weigh``. The easy slip is ``--weigh A B``, which leaves B a folder to fit on."""
+    tests/fixtures/real_web's do): their text must never give a model its vocabulary, which is kept as strings in a
+    shipped file; they teach through their features (``--weigh``), or through coefficients over the written pages'
+    vocabulary (``recalibrate --stage``). The easy slip is ``--weigh A B``, which leaves B a folder to fit on."""
     for folder in folders:
         if any(label.split for label in read_labels(folder)):
             raise ConfigError(f"{folder}: its labels carry a split, so these are real pages; give it with --weigh "
