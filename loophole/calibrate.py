@@ -209,7 +209,10 @@ def staged(decision: DecisionModel, text_models: TextModels, real: list[tuple[st
     pages = [StagePage(weights.log_odds(pattern_id, o.features[pattern_id]), {REAL_TEXT: logit_feature(text)},
                        pattern_id in o.label.patterns, 1.0 if i < len(real) else share, group)
              for i, ((group, o), text) in enumerate(zip([*real, *written], held_text, strict=True))]
-    shipped = [decision.probability(pattern_id, o.features[pattern_id]) >= decision.cut_for(pattern_id)
+    # Compared with the decision as it was before any stage of this pattern, so that a rerun over an installed stage
+    # fits the same one.
+    before = decision.model_copy(update={"stages": {k: v for k, v in decision.stages.items() if k != pattern_id}})
+    shipped = [before.probability(pattern_id, o.features[pattern_id]) >= before.cut_for(pattern_id)
                for _, o in [*real, *written]]
     real_pages, written_pages = pages[:len(real)], pages[len(real):]
     real_scores, written_scores = _held_out(pages, real_pages), _held_out(pages, written_pages)

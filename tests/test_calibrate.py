@@ -211,5 +211,7 @@ def test_a_stage_learns_real_pages_words_through_the_shipped_vocabulary_and_hold
     assert result.text_models.vocabulary == vocabulary.vocabulary
     assert set(result.text_models.weights) == {*vocabulary.weights, real_target(pid)}
     assert set(result.held_out) == {"stage", "shipped"} and 0 <= result.held_out["stage"]["f1"] <= 1
+    # Run again over the stage it installed, it fits the same one: it is compared with the decision before any stage.
+    assert staged(result.decision, result.text_models, real, written, pid, "toy").decision.stages[pid] == stage
     with pytest.raises(ConfigError, match="two collections"):
         staged(decision, vocabulary, [(group, o) for group, o in real if group == "collection 1"], written, pid, "toy")
