@@ -24,7 +24,7 @@ from extract import ExtractedPage
 from extract.attachments import save_attachments, with_attachment_text
 from extract.kind import is_marketplace_url
 from ground.config import ConfigError, Settings
-from index.decision import load_decision, untrained
+from index.decision import DecisionModel, load_decision, untrained
 from index.detect import PRC, Detector, PageFacts, PatternScore
 from index.embed import Embedder, get_embedder
 from index.endpoints import serves_itself, third_party_endpoints
@@ -36,7 +36,7 @@ from index.restricted import active_version, parties, record_matches, screener_f
 from index.screening import Screener
 from index.snapshots import content_hash, write_snapshot
 from index.store import Alert, Chunk, Detection, Document, Snapshot, Store, text_hash
-from index.textmodel import TextModels, load_text_models, opening
+from index.textmodel import TextModels, load_text_models, opening, real_target
 from index.vectors import ModelMismatch, VectorIndex
 from loophole.workers import Prepared, WorkerPool, embed_page, in_order, prepare
 
@@ -136,6 +136,7 @@ class Monitor:
             log.warning("no decision model in %s: pages are scored but nothing alerts until `loophole calibrate`",
                         ", ".join(map(str, self.settings.decision_files)))
             decision = untrained(self.embedder.model_id)
+        decision = with_usable_stages(decision, self.text_models)
         return Detector(self.library, self.embedder, decision, learned_examples(self.store), self.watchlist,
                         load_background(self.settings.background_file))
 
@@ -396,6 +397,17 @@ def shared_monitor(settings: Settings) -> Monitor:
     if key not in _MONITORS:
         _MONITORS[key] = Monitor(settings)
     return _MONITORS[key]
+
+
+def with_usable_stages(decision: DecisionModel, text_models: TextModels | None) -> DecisionModel:
+    """The decision without the stages whose real-page text model is not among the loaded text models (a
+    `calibrate` into the data directory writes text models without it): a stage reading a logit of 0 for every page
+    would decide on nothing, so the pattern's weights decide instead, and the user is told."""
+    missing = [pid for pid in decision.stages if text_models is None or real_target(pid) not in text_models.weights]
+    for pid in missing:
+        log.warning("pattern %s: its stage needs the text model %s, which the loaded text models lack; "
+                    "its weights decide until `loophole recalibrate --stage`", pid, real_target(pid))
+    return decision.model_copy(update={"stages": {k: v for k, v in decision.stages.items() if k not in missing}})
 
 
 def page_facts(page: ExtractedPage, url: str, entities: list[EntityHit], text_models: TextModels | None,

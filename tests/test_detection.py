@@ -63,7 +63,7 @@ from index.textmodel import (
     out_of_fold_scores,
 )
 from loophole.evaluate import evaluate
-from loophole.pipeline import Monitor, RawPage, in_owners_voice
+from loophole.pipeline import Monitor, RawPage, in_owners_voice, with_usable_stages
 from tests.conftest import DEMO_WEB, ROOT
 
 NEW_PATTERN = ROOT / "tests" / "fixtures" / "new_pattern"
@@ -594,3 +594,17 @@ def test_a_stage_is_fitted_only_where_it_applies_and_needs_both_kinds_of_page() 
     assert stage.coefficients[1] > 0 and stage.inputs == [LOG_ODDS, REAL_TEXT] and stage.source == "toy"
     with pytest.raises(ConfigError, match="both"):
         fit_stage([replace(page, truth=False) for page in pages], [REAL_TEXT])
+
+
+def test_a_stage_whose_text_model_is_not_loaded_gives_way_to_the_weights(caplog: pytest.LogCaptureFixture) -> None:
+    """The shipped reseller stage reads its real-page text model; where the loaded text models lack it (a data
+    directory's own, from `calibrate`), the stage is dropped with a warning rather than fed a logit of 0."""
+    decision, models = read_decision(Settings().decision_file), TextModels.load(Settings().text_model_file)
+    assert decision.stages and with_usable_stages(decision, models).stages == decision.stages
+    without = TextModels(models.vocabulary, models.idf,
+                         {target: weights for target, weights in models.weights.items()
+                          if not target.startswith(textmodel.REAL_PAGES)})
+    with caplog.at_level(logging.WARNING, logger="loophole.pipeline"):
+        assert with_usable_stages(decision, without).stages == {}
+    assert "recalibrate --stage" in caplog.text
+    assert with_usable_stages(decision, None).stages == {}
