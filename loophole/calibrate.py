@@ -212,18 +212,18 @@ def staged(decision: DecisionModel, text_models: TextModels, real: list[tuple[st
     # Compared with the decision as it was before any stage of this pattern, so that a rerun over an installed stage
     # fits the same one.
     before = decision.model_copy(update={"stages": {k: v for k, v in decision.stages.items() if k != pattern_id}})
-    shipped = [before.probability(pattern_id, o.features[pattern_id]) >= before.cut_for(pattern_id)
-               for _, o in [*real, *written]]
+    shipped = [(before.probability(pattern_id, o.features[pattern_id]), page.truth)
+               for (_, o), page in zip([*real, *written], pages, strict=True)]
     real_pages, written_pages = pages[:len(real)], pages[len(real):]
-    real_scores, written_scores = _held_out(pages, real_pages), _held_out(pages, written_pages)
-    floor = _f1(shipped[len(real):], written_pages)
-    allowed = [cut for cut in STAGE_CUTS if _f1([p >= cut for p in written_scores], written_pages) >= floor]
+    real_scored, written_scored = _held_out(pages, real_pages), _held_out(pages, written_pages)
+    floor = f1_at(shipped[len(real):], before.cut_for(pattern_id))
+    allowed = [cut for cut in STAGE_CUTS if f1_at(written_scored, cut) >= floor]
     if not allowed:
         raise ConfigError(f"no cut keeps the written pages' F1 for {pattern_id} ({floor:.3f}): no stage")
-    cut = max(allowed, key=lambda c: _f1([p >= c for p in real_scores], real_pages))
+    cut = max(allowed, key=lambda c: f1_at(real_scored, c))
     stage = fit_stage(pages, [REAL_TEXT], source).model_copy(update={"cut": cut})
-    figures = {"stage": _figures([p >= cut for p in real_scores], real_pages),
-               "shipped": _figures(shipped[:len(real)], real_pages)}
+    figures = {"stage": _figures(real_scored, cut),
+               "shipped": _figures(shipped[:len(real)], before.cut_for(pattern_id))}
     return Staged(decision.model_copy(update={"stages": {**decision.stages, pattern_id: stage}}),
                   text_models.with_target(target, documents), figures)
 
@@ -232,29 +232,23 @@ def _scored_for(outcomes: list[tuple[str, Outcome]], pattern_id: str) -> list[tu
     return [(group, o) for group, o in outcomes if pattern_id in o.features]
 
 
-def _held_out(pages: list[StagePage], judged: list[StagePage]) -> list[float]:
-    """Each judged page's stage probability from a stage fitted without its group (0 where it does not apply)."""
+def _held_out(pages: list[StagePage], judged: list[StagePage]) -> list[tuple[float, bool]]:
+    """Each judged page's stage probability from a stage fitted without its group (0 where it does not apply),
+    with whether it is evidence."""
     stages = {group: fit_stage([p for p in pages if p.group != group], [REAL_TEXT])
               for group in sorted({page.group for page in judged})}
-    return [stages[p.group].probability(p.log_odds, p.features) if stages[p.group].applies(p.log_odds) else 0.0
-            for p in judged]
+    return [(stages[p.group].probability(p.log_odds, p.features) if stages[p.group].applies(p.log_odds) else 0.0,
+             p.truth) for p in judged]
 
 
-def _counts(hits: list[bool], pages: list[StagePage]) -> tuple[int, int, int]:
-    tp = sum(1 for hit, page in zip(hits, pages, strict=True) if hit and page.truth)
-    return tp, sum(hits) - tp, sum(page.truth for page in pages) - tp
-
-
-def _f1(hits: list[bool], pages: list[StagePage]) -> float:
-    tp, fp, fn = _counts(hits, pages)
-    return 2 * tp / max(1, 2 * tp + fp + fn)
-
-
-def _figures(hits: list[bool], pages: list[StagePage]) -> dict[str, float]:
-    tp, fp, fn = _counts(hits, pages)
-    negatives = sum(not page.truth for page in pages)
-    return {"precision": round(tp / max(1, tp + fp), 3), "recall": round(tp / max(1, tp + fn), 3),
-            "f1": round(_f1(hits, pages), 3), "false_alarms_per_100": round(100 * fp / max(1, negatives), 1)}
+def _figures(scored: list[tuple[float, bool]], cut: float) -> dict[str, float]:
+    """Precision, recall, F1 and false alarms per 100 pages without evidence, at a cut."""
+    tp = sum(1 for p, t in scored if p >= cut and t)
+    fp = sum(1 for p, t in scored if p >= cut and not t)
+    evidence = sum(1 for _, t in scored if t)
+    return {"precision": round(tp / max(1, tp + fp), 3), "recall": round(tp / max(1, evidence), 3),
+            "f1": round(f1_at(scored, cut), 3),
+            "false_alarms_per_100": round(100 * fp / max(1, len(scored) - evidence), 1)}
 
 
 # How much a real page counts against a written one when the weights are refitted with both. Alone,
